@@ -1,0 +1,64 @@
+# wfops — one command to set up, one to test, one to run the demo.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+APP := sandbox-app
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+GUESTS ?= 3000
+
+.PHONY: help setup demo test lint pytest molecule bench sandbox-up sandbox-down sandbox-status clean
+
+help: ## list every target
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed $(APP)/node_modules/.installed ## install system packages (apt, as root), the pinned venv and the sandbox app
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml scripts/setup-system.sh
+	@bash scripts/setup-system.sh
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+$(APP)/node_modules/.installed: $(APP)/package.json $(APP)/package-lock.json
+	@bash scripts/setup-system.sh
+	@cd $(APP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup ## the whole release against the local sandbox, then its summary
+	@$(BIN)/wfops sandbox up --guests $(GUESTS)
+	@$(BIN)/wfops release --env local --ref demo
+	@$(BIN)/wfops sandbox status
+
+test: setup lint pytest molecule ## everything: ruff, ansible-lint (production profile), pytest, molecule
+
+lint: setup ## ruff and ansible-lint
+	$(BIN)/ruff check src tests bench roles
+	$(BIN)/ruff format --check src tests bench roles
+	$(BIN)/ansible-lint --profile production
+
+pytest: setup ## the pytest suite (starts its own PostgreSQL clusters)
+	$(BIN)/pytest -q
+
+molecule: setup ## every molecule scenario, delegated driver on localhost
+	@for s in $$(ls molecule); do echo "== molecule $$s"; $(BIN)/molecule test -s $$s || exit 1; done
+
+bench: setup ## benchmarks at production scale (by hand, not in make test)
+	$(BIN)/python -m bench
+
+sandbox-up: setup ## start the local sandbox (GUESTS=N)
+	$(BIN)/wfops sandbox up --guests $(GUESTS)
+
+sandbox-down: setup ## stop the local sandbox and delete its data
+	$(BIN)/wfops sandbox down
+
+sandbox-status: setup ## show the sandbox database, migration head and legacy counts
+	$(BIN)/wfops sandbox status
+
+clean: ## remove the venv, the sandbox, run artifacts and node_modules
+	-@test -x $(BIN)/wfops && $(BIN)/wfops sandbox down >/dev/null 2>&1 || true
+	rm -rf $(VENV) .sandbox runs $(APP)/node_modules $(APP)/dist .pytest_cache .ruff_cache

@@ -1,0 +1,165 @@
+"""Runs phases or a whole release and turns what happened into a RunSummary on disk."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from wfops.phases import RELEASE_PLAYBOOK, Phase
+from wfops.progress import ProgressPrinter
+from wfops.project import inventory_path, project_root, runs_dir
+from wfops.results import PhaseResult, RunSummary, summary_status
+from wfops.runner import PlaybookOutcome, run_playbook
+
+_SECRET_LOOKING = re.compile(r"(password|passwd|secret|token|api_key|apikey|database_url|dsn)", re.I)
+
+
+class SecretInExtraVarsError(ValueError):
+    """A -e value that looks like a secret: it would be written to runs/<id>/env/extravars."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"-e {key}=...: secrets are not accepted on the command line (they would be stored in "
+            "runs/); put them in group_vars/<env>/vault.yml or the environment"
+        )
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for: which phases, where, and how."""
+
+    env: str
+    command: str
+    phases: list[Phase]
+    extravars: dict[str, Any] = field(default_factory=dict)
+    check_mode: bool = False
+    release_ref: str | None = None
+    # Release phases not run because the release resumes after them.
+    resumed_past: list[Phase] = field(default_factory=list)
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a short random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def check_extravars(extravars: dict[str, Any]) -> None:
+    for key in extravars:
+        if _SECRET_LOOKING.search(key):
+            raise SecretInExtraVarsError(key)
+
+
+def phase_result(phase: Phase, outcome: PlaybookOutcome, earlier_failure: str | None) -> PhaseResult:
+    """The result of one phase from the role's set_stats, its failures and its timing."""
+    reported = dict(outcome.stats_data.get(phase.stats_key) or {})
+    timing = outcome.role_timings.get(phase.role)
+    duration = float(reported.pop("duration_s", timing.duration_s if timing else 0.0) or 0.0)
+    status = reported.pop("status", None)
+    failure = outcome.failures.get(phase.role)
+    if failure is not None:
+        reported.setdefault("error", failure)
+        return PhaseResult(phase.name, "failed", duration, reported)
+    if status in ("ok", "failed", "skipped"):
+        return PhaseResult(phase.name, status, duration, reported)
+    if status is not None:
+        reported["error"] = f"the role reported an unknown status {status!r}"
+        return PhaseResult(phase.name, "failed", duration, reported)
+    if earlier_failure is not None or not outcome.successful:
+        reason = earlier_failure or "the run stopped before this phase"
+        return PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {reason}"})
+    return PhaseResult(
+        phase.name, "failed", duration, {"error": f"the phase reported no result ({phase.stats_key})"}
+    )
+
+
+def _guard_error(outcome: PlaybookOutcome) -> str | None:
+    """A failure outside every phase role (the play's guards), or a run that died without one."""
+    for role, message in outcome.failures.items():
+        if role == "" or role == "wfops_common":
+            return message
+    if not outcome.successful and not outcome.failures:
+        return f"ansible-runner ended {outcome.runner_status} (rc {outcome.rc}); see the run's artifacts"
+    return None
+
+
+def _first_failure(results: list[PhaseResult]) -> str | None:
+    for result in results:
+        if result.status == "failed":
+            return f"{result.name} failed"
+    return None
+
+
+def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None = None) -> RunSummary:
+    """Run the request's playbooks, then write summary.json and junit.xml into its run dir."""
+    check_extravars(request.extravars)
+    root = project_root()
+    run_id = run_id or new_run_id()
+    run_dir = runs_dir(root) / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    started = _now()
+    progress.run_started(run_id, request.env, request.command)
+    extravars = {**request.extravars, "run_id": run_id}
+    if request.release_ref:
+        extravars["release_ref"] = request.release_ref
+
+    results = [
+        PhaseResult(p.name, "skipped", 0.0, {"reason": "not re-run: the release resumed after it"})
+        for p in request.resumed_past
+    ]
+    error: str | None = None
+    if request.command == "release":
+        start = request.phases[0].name
+        outcome = run_playbook(
+            project_dir=root,
+            private_data_dir=run_dir,
+            playbook=root / RELEASE_PLAYBOOK,
+            inventory=inventory_path(request.env, root),
+            extravars={**extravars, "wfops_release_from": start},
+            check_mode=request.check_mode,
+            progress=progress,
+            ident="release",
+        )
+        error = _guard_error(outcome)
+        for phase in request.phases:
+            results.append(phase_result(phase, outcome, _first_failure(results) or error))
+    else:
+        for index, phase in enumerate(request.phases, start=1):
+            earlier = _first_failure(results) or error
+            if earlier is not None:
+                results.append(PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {earlier}"}))
+                continue
+            outcome = run_playbook(
+                project_dir=root,
+                private_data_dir=run_dir,
+                playbook=root / phase.playbook,
+                inventory=inventory_path(request.env, root),
+                extravars=extravars,
+                check_mode=request.check_mode,
+                progress=progress,
+                ident=f"{index:02d}-{phase.name}",
+            )
+            error = error or _guard_error(outcome)
+            results.append(phase_result(phase, outcome, error))
+
+    summary = RunSummary(
+        run_id=run_id,
+        env=request.env,
+        status=summary_status(results, error),
+        phases=results,
+        started_at=started,
+        finished_at=_now(),
+        command=request.command,
+        check_mode=request.check_mode,
+        release_ref=request.release_ref,
+        error=error,
+    )
+    summary.write_json(run_dir / "summary.json")
+    summary.write_junit(run_dir / "junit.xml")
+    return summary

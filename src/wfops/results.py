@@ -1,0 +1,126 @@
+"""The results of a run: per-phase outcomes, summary.json, junit.xml and the closing table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from xml.etree import ElementTree
+
+PhaseStatus = Literal["ok", "failed", "skipped"]
+RunStatus = Literal["successful", "failed"]
+
+
+@dataclass
+class PhaseResult:
+    """What one phase did: its status, how long it took, and the facts it reported."""
+
+    name: str
+    status: PhaseStatus
+    duration_s: float
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunSummary:
+    """One wfops run: the phases it ran, in order, and the overall status."""
+
+    run_id: str
+    env: str
+    status: RunStatus
+    phases: list[PhaseResult]
+    started_at: str
+    finished_at: str
+    command: str
+    check_mode: bool = False
+    release_ref: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        phases = [PhaseResult(**phase) for phase in data.get("phases", [])]
+        return cls(**{**data, "phases": phases})
+
+    def write_json(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    def write_junit(self, path: Path) -> None:
+        path.write_bytes(junit_xml(self))
+
+
+def summary_status(phases: list[PhaseResult], error: str | None) -> RunStatus:
+    """A run succeeds when nothing failed, no guard stopped it, and it ran at least one phase."""
+    if error is not None or any(phase.status == "failed" for phase in phases):
+        return "failed"
+    return "successful"
+
+
+def _phase_message(phase: PhaseResult) -> str:
+    for key in ("error", "reason", "msg"):
+        value = phase.result.get(key)
+        if value:
+            return str(value)
+    return ""
+
+
+def junit_xml(summary: RunSummary) -> bytes:
+    """JUnit XML with one test case per phase, the shape CI systems display."""
+    failures = sum(phase.status == "failed" for phase in summary.phases)
+    skipped = sum(phase.status == "skipped" for phase in summary.phases)
+    suite = ElementTree.Element(
+        "testsuite",
+        name=f"wfops.{summary.env}",
+        tests=str(len(summary.phases)),
+        failures=str(failures),
+        errors="1" if summary.error else "0",
+        skipped=str(skipped),
+        time=f"{sum(phase.duration_s for phase in summary.phases):.3f}",
+        timestamp=summary.started_at,
+    )
+    for phase in summary.phases:
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            classname=f"wfops.{summary.env}",
+            name=phase.name,
+            time=f"{phase.duration_s:.3f}",
+        )
+        message = _phase_message(phase)
+        if phase.status == "failed":
+            ElementTree.SubElement(case, "failure", message=message or "phase failed")
+        elif phase.status == "skipped":
+            ElementTree.SubElement(case, "skipped", message=message)
+        ElementTree.SubElement(case, "system-out").text = json.dumps(phase.result, sort_keys=True)
+    if summary.error:
+        case = ElementTree.SubElement(suite, "testcase", classname=f"wfops.{summary.env}", name="run")
+        ElementTree.SubElement(case, "error", message=summary.error)
+    ElementTree.indent(suite)
+    return ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+_MARKS = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}
+
+
+def render_table(summary: RunSummary) -> str:
+    """The closing table printed on the terminal."""
+    rows = [("phase", "status", "time", "details")]
+    for phase in summary.phases:
+        rows.append((phase.name, _MARKS[phase.status], f"{phase.duration_s:.1f}s", _phase_message(phase)))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True)) + "  " + row[3]
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths) + "  -------")
+    verdict = "SUCCESSFUL" if summary.status == "successful" else "FAILED"
+    header = f"wfops {summary.command} · run {summary.run_id} · env {summary.env}"
+    if summary.check_mode:
+        header += " · check mode (dry run)"
+    footer = [f"result: {verdict}"]
+    if summary.error:
+        footer.append(f"error: {summary.error}")
+    return "\n".join([header, "", *[line.rstrip() for line in lines], "", *footer])

@@ -1,0 +1,1 @@
+"""The local sandbox: a real PostgreSQL 15 cluster with WeddingFlo's schema at the previous release."""

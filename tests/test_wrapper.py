@@ -1,0 +1,210 @@
+"""The wfops wrapper: phases in, summary.json / junit.xml / exit code out."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree
+
+import pytest
+
+from conftest import REPO, run_wfops
+
+OK_ROLE = """---
+- name: Do the work
+  ansible.builtin.set_stats:
+    data:
+      wfops_backup:
+        status: ok
+        duration_s: 1.5
+        backup_id: backup-20260101-000000
+        check: "{{ ansible_check_mode }}"
+    per_host: false
+"""
+
+FAILING_ROLE = """---
+- name: Apply the pending migrations
+  ansible.builtin.fail:
+    msg: migration 0027 failed half-way
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project whose backup role succeeds and whose migrate role fails."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in ("ansible.cfg", "release.yml", "rollback.yml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("group_vars", "playbooks", "roles"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copytree(REPO / "inventory", root / "inventory", symlinks=True)
+    (root / "roles" / "backup" / "tasks" / "main.yml").write_text(OK_ROLE)
+    (root / "roles" / "migrate" / "tasks" / "main.yml").write_text(FAILING_ROLE)
+    return root
+
+
+def _wfops(project: Path, *args: str, extra_env: dict[str, str] | None = None):
+    return run_wfops(*args, env={**os.environ, "WFOPS_HOME": str(project), **(extra_env or {})})
+
+
+def _summary(project: Path, stdout: str) -> dict:
+    summary = json.loads(stdout)
+    on_disk = json.loads((project / "runs" / summary["run_id"] / "summary.json").read_text())
+    assert on_disk == summary
+    return summary
+
+
+def _statuses(summary: dict) -> dict[str, str]:
+    return {phase["name"]: phase["status"] for phase in summary["phases"]}
+
+
+def test_release_stops_at_the_failing_phase_and_exits_non_zero(project: Path) -> None:
+    result = _wfops(project, "release", "--env", "local", "--ref", "abc123", "--json")
+    assert result.returncode == 1, result.stderr
+    summary = _summary(project, result.stdout)
+    assert summary["status"] == "failed"
+    assert summary["env"] == "local" and summary["release_ref"] == "abc123"
+    assert _statuses(summary) == {
+        "preflight": "skipped",
+        "backup": "ok",
+        "migrate": "failed",
+        "normalize": "skipped",
+        "deploy": "skipped",
+        "smoke": "skipped",
+    }
+    by_name = {phase["name"]: phase for phase in summary["phases"]}
+    assert by_name["preflight"]["result"]["reason"] == "not implemented yet"
+    assert by_name["backup"]["result"]["backup_id"] == "backup-20260101-000000"
+    assert by_name["backup"]["duration_s"] == 1.5
+    assert "migration 0027 failed half-way" in by_name["migrate"]["result"]["error"]
+    assert by_name["normalize"]["result"]["reason"] == "not run: migrate failed"
+    # Progress goes to stderr so stdout is only the JSON.
+    assert "▶ backup (runbook phase 2) started" in result.stderr
+
+    junit = ElementTree.parse(project / "runs" / summary["run_id"] / "junit.xml").getroot()
+    assert (junit.get("tests"), junit.get("failures"), junit.get("skipped")) == ("6", "1", "4")
+    failure = junit.find("testcase[@name='migrate']/failure")
+    assert failure is not None and "0027" in failure.get("message", "")
+
+
+def test_a_successful_phase_exits_zero_with_its_facts(project: Path) -> None:
+    result = _wfops(project, "run", "backup", "--env", "local", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = _summary(project, result.stdout)
+    assert summary["status"] == "successful"
+    assert summary["phases"] == [
+        {
+            "name": "backup",
+            "status": "ok",
+            "duration_s": 1.5,
+            "result": {"backup_id": "backup-20260101-000000", "check": False},
+        }
+    ]
+
+
+def test_a_phase_not_built_yet_is_reported_skipped_never_ok(project: Path) -> None:
+    result = _wfops(project, "run", "preflight", "stats-repair", "--env", "local", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = _summary(project, result.stdout)
+    assert _statuses(summary) == {"preflight": "skipped", "stats-repair": "skipped"}
+    assert {p["result"]["reason"] for p in summary["phases"]} == {"not implemented yet"}
+
+
+def test_run_stops_after_a_failed_phase(project: Path) -> None:
+    result = _wfops(project, "run", "migrate", "backup", "--env", "local", "--json")
+    assert result.returncode == 1
+    summary = _summary(project, result.stdout)
+    assert _statuses(summary) == {"migrate": "failed", "backup": "skipped"}
+    assert not (project / "runs" / summary["run_id"] / "artifacts" / "02-backup").exists()
+
+
+def test_check_mode_reaches_the_roles(project: Path) -> None:
+    result = _wfops(project, "run", "backup", "--env", "local", "--check", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = _summary(project, result.stdout)
+    assert summary["check_mode"] is True
+    assert summary["phases"][0]["result"]["check"] is True
+
+
+def test_release_from_a_phase_does_not_rerun_the_earlier_ones(project: Path) -> None:
+    result = _wfops(project, "release", "--env", "local", "--ref", "abc123", "--from", "normalize", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = _summary(project, result.stdout)
+    by_name = {phase["name"]: phase for phase in summary["phases"]}
+    for name in ("preflight", "backup", "migrate"):
+        assert by_name[name]["result"]["reason"] == "not re-run: the release resumed after it"
+    assert "▶ migrate" not in result.stderr and "▶ normalize" in result.stderr
+
+
+def test_the_table_is_printed_without_json(project: Path) -> None:
+    result = _wfops(project, "run", "backup", "--env", "local")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("backup") and " ok " in line for line in lines)
+    assert "result: SUCCESSFUL" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "nonsense", "--env", "local"), "unknown phase 'nonsense'"),
+        (("release", "--env", "local", "--ref", "x", "--from", "monitor"), "not a release phase"),
+        (("release", "--env", "local", "--ref", "x", "--from", "nope"), "unknown phase 'nope'"),
+        (
+            ("run", "backup", "--env", "local", "-e", "database_url=postgres://u:p@h/d"),
+            "secrets are not accepted",
+        ),
+        (("run", "backup", "--env", "local", "-e", "novalue"), "expected key=value"),
+        (("run", "backup", "--env", "moon"), "invalid choice: 'moon'"),
+    ],
+)
+def test_bad_input_exits_2_before_anything_runs(project: Path, args: tuple[str, ...], message: str) -> None:
+    result = _wfops(project, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert not (project / "runs").exists()
+
+
+def test_secrets_in_the_environment_never_reach_the_run_artifacts(project: Path) -> None:
+    sentinel = "Sentinel-Passw0rd-4f1c"
+    result = _wfops(
+        project,
+        "release",
+        "--env",
+        "local",
+        "--ref",
+        "abc",
+        "--json",
+        extra_env={"DATABASE_URL": f"postgresql://u:{sentinel}@db:5432/x", "DOKPLOY_API_KEY": sentinel},
+    )
+    summary = json.loads(result.stdout)
+    assert sentinel not in result.stdout + result.stderr
+    run_dir = project / "runs" / summary["run_id"]
+    files = [path for path in run_dir.rglob("*") if path.is_file()]
+    assert any(path.name == "command" for path in files)
+    for path in files:
+        assert sentinel not in path.read_text(errors="replace"), path
+
+
+def test_phases_lists_all_nine_in_runbook_order() -> None:
+    result = run_wfops("phases", "--json")
+    assert result.returncode == 0
+    phases = json.loads(result.stdout)
+    assert [p["name"] for p in phases] == [
+        "preflight",
+        "backup",
+        "migrate",
+        "normalize",
+        "deploy",
+        "smoke",
+        "monitor",
+        "rollback",
+        "stats-repair",
+    ]
+    assert [p["runbook_number"] for p in phases] == list(range(1, 10))
+    for phase in phases:
+        assert (REPO / phase["playbook"]).is_file()
+        assert (REPO / "roles" / phase["role"] / "meta" / "argument_specs.yml").is_file()
