@@ -37,15 +37,15 @@ demo: setup ## the whole release against the local sandbox, then its summary
 test: setup lint pytest molecule ## everything: ruff, ansible-lint (production profile), pytest, molecule
 
 lint: setup ## ruff and ansible-lint
-	$(BIN)/ruff check src tests bench roles
-	$(BIN)/ruff format --check src tests bench roles
+	$(BIN)/ruff check src tests bench files
+	$(BIN)/ruff format --check src tests bench files
 	$(BIN)/ansible-lint --profile production
 
 pytest: setup ## the pytest suite (starts its own PostgreSQL clusters)
 	$(BIN)/pytest -q
 
 molecule: setup ## every molecule scenario, delegated driver on localhost
-	@for s in $$(ls molecule); do echo "== molecule $$s"; $(BIN)/molecule test -s $$s || exit 1; done
+	@for f in molecule/*/molecule.yml; do s=$$(basename $$(dirname $$f)); echo "== molecule $$s"; $(BIN)/molecule test -s $$s || exit 1; done
 
 bench: setup ## benchmarks at production scale (by hand, not in make test)
 	$(BIN)/python -m bench

@@ -28,9 +28,7 @@ def repo() -> Path:
 @pytest.fixture(scope="session")
 def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
     """A throwaway PostgreSQL 15 cluster for the whole session (fsync off: it is disposable)."""
-    cluster = PostgresCluster(
-        base_dir=tmp_path_factory.mktemp("pg"), port=free_port(), settings={"fsync": "off"}
-    )
+    cluster = PostgresCluster(base_dir=tmp_path_factory.mktemp("pg"), port=free_port(), settings={"fsync": "off"})
     cluster.init()
     cluster.start()
     yield cluster
@@ -72,9 +70,7 @@ class SandboxHandle:
         return run_wfops(*args, env=self.env, check=check)
 
 
-def run_wfops(
-    *args: str, env: dict[str, str] | None = None, check: bool = False
-) -> subprocess.CompletedProcess[str]:
+def run_wfops(*args: str, env: dict[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(VENV_BIN / "wfops"), *args],
         capture_output=True,

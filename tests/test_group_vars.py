@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +17,30 @@ PLAYBOOKS = sorted(
     + [str(p.relative_to(REPO)) for p in (REPO / "playbooks").glob("*.yml")]
 )
 INVENTORIES = ("local", "staging", "production")
-# The remote environments take their host address from the vault; stand in for it.
-FAKE_VAULT = ("-e", "vault_wfops_host_address=203.0.113.7")
+# The remote environments take their settings from the vault; stand in for it. (Nothing connects.)
+FAKE_VAULT = (
+    "-e",
+    "vault_wfops_host_address=203.0.113.7",
+    "-e",
+    "vault_wfops_database_url=postgresql://ops@203.0.113.8:5432/postgres",
+)
 
 
-def _guard_only(
-    playbook: str, inventory: str, *extra: str, cwd: Path = REPO
-) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module", autouse=True)
+def fake_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A sandbox directory holding only a database URL, so the local guard finds its setting."""
+    directory = tmp_path_factory.mktemp("fake-sandbox")
+    (directory / "database_url").write_text("postgresql://postgres@127.0.0.1:1/weddingflo")
+    previous = os.environ.get("WFOPS_SANDBOX_DIR")
+    os.environ["WFOPS_SANDBOX_DIR"] = str(directory)
+    yield
+    if previous is None:
+        del os.environ["WFOPS_SANDBOX_DIR"]
+    else:
+        os.environ["WFOPS_SANDBOX_DIR"] = previous
+
+
+def _guard_only(playbook: str, inventory: str, *extra: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     """Run only the always-tagged guard of a playbook (no phase runs, nothing connects)."""
     return subprocess.run(
         [str(VENV_BIN / "ansible-playbook"), playbook, "-i", inventory, "--tags", "wfops_guard_only", *extra],

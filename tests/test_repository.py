@@ -43,10 +43,7 @@ def test_committed_vault_files_are_encrypted_and_examples_list_every_key() -> No
 
 
 def test_requirements_yml_names_the_collections_the_pinned_ansible_package_carries() -> None:
-    wanted = {
-        c["name"]: c["version"]
-        for c in yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
-    }
+    wanted = {c["name"]: c["version"] for c in yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]}
     listed = subprocess.run(
         [str(VENV_BIN / "ansible-galaxy"), "collection", "list", "--format", "json"],
         capture_output=True,
@@ -62,9 +59,7 @@ def test_requirements_yml_names_the_collections_the_pinned_ansible_package_carri
 
 def test_python_pins_agree_with_the_constraints_file() -> None:
     constraints = dict(
-        line.strip().split("==")
-        for line in (REPO / "constraints.txt").read_text().splitlines()
-        if "==" in line
+        line.strip().split("==") for line in (REPO / "constraints.txt").read_text().splitlines() if "==" in line
     )
     lowered = {name.lower(): version for name, version in constraints.items()}
     for requirements in ("requirements.txt", "requirements-dev.txt"):

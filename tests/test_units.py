@@ -73,8 +73,7 @@ def test_table_shows_each_phase_and_the_verdict() -> None:
 
 def test_masked_url_hides_only_the_password() -> None:
     assert (
-        masked_url("postgresql://postgres:s3cr%40t@127.0.0.1:5432/db")
-        == "postgresql://postgres:***@127.0.0.1:5432/db"
+        masked_url("postgresql://postgres:s3cr%40t@127.0.0.1:5432/db") == "postgresql://postgres:***@127.0.0.1:5432/db"
     )
     assert masked_url("postgresql://postgres@127.0.0.1/db") == "postgresql://postgres@127.0.0.1/db"
 

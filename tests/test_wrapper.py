@@ -47,7 +47,12 @@ def project(tmp_path: Path) -> Path:
 
 
 def _wfops(project: Path, *args: str, extra_env: dict[str, str] | None = None):
-    return run_wfops(*args, env={**os.environ, "WFOPS_HOME": str(project), **(extra_env or {})})
+    # The fixture's roles never connect; the guard only needs a sandbox URL to exist.
+    sandbox = project / ".sandbox"
+    sandbox.mkdir(exist_ok=True)
+    (sandbox / "database_url").write_text("postgresql://postgres@127.0.0.1:1/weddingflo")
+    env = {**os.environ, "WFOPS_HOME": str(project), "WFOPS_SANDBOX_DIR": str(sandbox), **(extra_env or {})}
+    return run_wfops(*args, env=env)
 
 
 def _summary(project: Path, stdout: str) -> dict:

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 from wfops.orchestration import RunRequest, SecretInExtraVarsError, execute
 from wfops.pgcluster import PostgresUnavailableError
@@ -39,13 +40,17 @@ class UsageError(ValueError):
     """Bad input found before anything ran."""
 
 
-def _parse_extravars(pairs: Sequence[str]) -> dict[str, str]:
-    extravars: dict[str, str] = {}
+def _parse_extravars(pairs: Sequence[str]) -> dict[str, Any]:
+    """key=value pairs; a value that is JSON (true, 3, ["a"]) keeps its type, anything else is a string."""
+    extravars: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"-e {pair!r}: expected key=value")
-        extravars[key.strip()] = value
+        try:
+            extravars[key.strip()] = json.loads(value)
+        except ValueError:
+            extravars[key.strip()] = value
     return extravars
 
 
@@ -142,9 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="an extra variable (no secrets: they would be stored)",
         )
         sub.add_argument("--check", action="store_true", help="dry run: report what would change")
-        sub.add_argument(
-            "--json", action="store_true", help="print summary.json on stdout (progress stays on stderr)"
-        )
+        sub.add_argument("--json", action="store_true", help="print summary.json on stdout (progress stays on stderr)")
 
     run = commands.add_parser("run", help="run one or more phases, in the order given")
     run.add_argument("phases", nargs="+", metavar="PHASE", help="phase names (see `wfops phases`)")

@@ -68,9 +68,9 @@ def ensure_bookkeeping(cursor: Any, schema: str = DEFAULT_SCHEMA, table: str = D
     """The schema and table Drizzle creates when they are missing (same DDL)."""
     cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cursor.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)"
-        ).format(bookkeeping_table(schema, table))
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)").format(
+            bookkeeping_table(schema, table)
+        )
     )
 
 
@@ -84,8 +84,6 @@ def apply_in_one_transaction(
             for statement in migration.statements:
                 cursor.execute(statement)
             cursor.execute(
-                sql.SQL("INSERT INTO {} (hash, created_at) VALUES (%s, %s)").format(
-                    bookkeeping_table(schema, table)
-                ),
+                sql.SQL("INSERT INTO {} (hash, created_at) VALUES (%s, %s)").format(bookkeeping_table(schema, table)),
                 (migration.hash, migration.when),
             )

@@ -74,9 +74,7 @@ def phase_result(phase: Phase, outcome: PlaybookOutcome, earlier_failure: str | 
     if earlier_failure is not None or not outcome.successful:
         reason = earlier_failure or "the run stopped before this phase"
         return PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {reason}"})
-    return PhaseResult(
-        phase.name, "failed", duration, {"error": f"the phase reported no result ({phase.stats_key})"}
-    )
+    return PhaseResult(phase.name, "failed", duration, {"error": f"the phase reported no result ({phase.stats_key})"})
 
 
 def _guard_error(outcome: PlaybookOutcome) -> str | None:

@@ -124,9 +124,7 @@ class PostgresCluster:
 
     def start(self) -> None:
         self.socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        result = self._tool(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start"
-        )
+        result = self._tool("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60", "start")
         if result.returncode != 0:
             tail = self.log_file.read_text(errors="replace")[-800:] if self.log_file.exists() else ""
             raise PostgresUnavailableError(f"PostgreSQL did not start: {result.stderr.strip()} {tail}")

@@ -20,9 +20,7 @@ def project_root() -> Path:
     override = os.environ.get("WFOPS_HOME")
     root = Path(override) if override else Path(__file__).resolve().parents[2]
     if not (root / "ansible.cfg").is_file():
-        raise FileNotFoundError(
-            f"{root} is not a wfops checkout (no ansible.cfg); set WFOPS_HOME to the checkout"
-        )
+        raise FileNotFoundError(f"{root} is not a wfops checkout (no ansible.cfg); set WFOPS_HOME to the checkout")
     return root
 
 

@@ -60,11 +60,9 @@ def summary_status(phases: list[PhaseResult], error: str | None) -> RunStatus:
 
 
 def _phase_message(phase: PhaseResult) -> str:
-    for key in ("error", "reason", "msg"):
-        value = phase.result.get(key)
-        if value:
-            return str(value)
-    return ""
+    """One line for the table: why it failed, why it was skipped, or the role's own summary."""
+    key = {"failed": "error", "skipped": "reason"}.get(phase.status, "summary")
+    return str(phase.result.get(key) or phase.result.get("summary") or "")
 
 
 def junit_xml(summary: RunSummary) -> bytes:

@@ -61,7 +61,11 @@ class PlaybookOutcome:
 
 def _failure_message(event_data: dict[str, Any]) -> str:
     res = event_data.get("res") or {}
-    message = res.get("msg") or res.get("stderr") or res.get("reason") or "task failed"
+    message = res.get("msg") or res.get("reason") or "task failed"
+    stderr_lines = [line for line in str(res.get("stderr") or "").splitlines() if line.strip()]
+    if stderr_lines and message in ("non-zero return code", "task failed"):
+        # A command's own last words say more than Ansible's "non-zero return code".
+        message = stderr_lines[-1]
     task = event_data.get("task", "")
     return f"{task}: {message}" if task else str(message)
 
@@ -144,9 +148,7 @@ def run_playbook(
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     collector = EventCollector(progress)
     with environment_without_secrets():
-        runner = _run(
-            private_data_dir, project_dir, playbook, inventory, extravars, check_mode, ident, collector
-        )
+        runner = _run(private_data_dir, project_dir, playbook, inventory, extravars, check_mode, ident, collector)
     collector.finish_current_role()
     return PlaybookOutcome(
         runner_status=str(runner.status),

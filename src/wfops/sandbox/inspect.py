@@ -76,9 +76,7 @@ def legacy_counts(cursor: Any) -> LegacyCounts:
     nulls: dict[str, int] = {}
     for table in CHILD_TABLES:
         if _has_column(cursor, table, "company_id"):
-            cursor.execute(
-                sql.SQL("SELECT count(*) FROM {} WHERE company_id IS NULL").format(sql.Identifier(table))
-            )
+            cursor.execute(sql.SQL("SELECT count(*) FROM {} WHERE company_id IS NULL").format(sql.Identifier(table)))
             nulls[table] = int(cursor.fetchone()[0])
     cursor.execute(
         """

@@ -105,9 +105,7 @@ def _bootstrap(cluster: PostgresCluster, ops_password: str, app_password: str) -
     admin = psycopg2.connect(cluster.admin_dsn())
     admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(
-            _sql_resource("bootstrap.sql"), {"ops_password": ops_password, "app_password": app_password}
-        )
+        cursor.execute(_sql_resource("bootstrap.sql"), {"ops_password": ops_password, "app_password": app_password})
         cursor.execute(f'CREATE DATABASE {DATABASE} OWNER "{OPS_ROLE}"')
     admin.close()
 
@@ -204,9 +202,7 @@ def status() -> SandboxStatus:
             counts: LegacyCounts = legacy_counts(cursor)
     finally:
         connection.close()
-    pending = sum(
-        1 for m in all_migrations if migration.head_created_at is None or m.when > migration.head_created_at
-    )
+    pending = sum(1 for m in all_migrations if migration.head_created_at is None or m.when > migration.head_created_at)
     return SandboxStatus(
         state="up",
         sandbox_dir=str(base),

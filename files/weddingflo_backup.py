@@ -1,0 +1,1044 @@
+#!/usr/bin/env python3
+"""weddingflo-backup: verified pg_dump backups of the WeddingFlo database, on the host.
+
+One tool for the release backup, the scheduled backup and the rollback's safety dump. Python standard
+library only (it runs with the host's python3); PostgreSQL's own psql, pg_dump and pg_restore do the
+work. DATABASE_URL comes from a 0600 env file (--env-file, `-` for stdin) or the environment, never
+from argv, and reaches the PostgreSQL tools as libpq environment variables.
+
+  create [--reason release|scheduled|pre-rollback|manual] [--release-ref REF] [--dry-run]
+  list [--json]
+  verify ID [--restore-drill]
+  prune [--dry-run] [--json]
+  restore ID --dbname NAME [--jobs N]
+
+Exit status: 0 done, 1 failed (one sentence on stderr says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+TOOL = "weddingflo-backup"
+DEFAULT_ENV_FILE = "/etc/weddingflo-backup/backup.env"
+NAME_PATTERN = re.compile(r"^backup-\d{8}-\d{6}(-\d+)?$")
+REASONS = ("release", "scheduled", "pre-rollback", "manual")
+POOLER_PORT = 6543
+# Estimated archive size as a share of the dumped tables' on-disk size, by compression level.
+_SIZE_FACTOR_COMPRESSED = 0.6
+_SIZE_FACTOR_UNCOMPRESSED = 1.2
+_PROGRESS_EVERY_S = 5.0
+
+
+class BackupError(Exception):
+    """A failure a person can act on; the message is the one sentence printed."""
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass
+class Settings:
+    database_url: str
+    backup_dir: Path
+    retention_days: int = 7
+    retention_min_count: int = 3
+    compression: int = 1
+    schemas: tuple[str, ...] = ("public", "drizzle")
+    metrics_dir: Path | None = None
+    pg_bindir: Path | None = None
+    drill_database_url: str | None = None
+
+
+def _parse_env_lines(text: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise BackupError(f"env file line {number} is not KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def read_env_file(path: str | None) -> dict[str, str]:
+    """KEY=VALUE lines from a private file, or from stdin with `-`."""
+    if path == "-":
+        return _parse_env_lines(sys.stdin.read())
+    candidate = Path(path or DEFAULT_ENV_FILE)
+    if not candidate.exists():
+        if path:
+            raise BackupError(f"env file {candidate} does not exist")
+        return {}
+    mode = candidate.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise BackupError(f"env file {candidate} is readable by others (mode {mode:o}): chmod 600 {candidate}")
+    return _parse_env_lines(candidate.read_text())
+
+
+def load_settings(env_file: str | None) -> Settings:
+    values = {
+        **read_env_file(env_file),
+        **{k: v for k, v in os.environ.items() if k.startswith(("BACKUP_", "DATABASE_URL", "PG_BINDIR"))},
+    }
+    url = values.get("DATABASE_URL", "").strip()
+    if not url:
+        raise BackupError("DATABASE_URL is not set: put it in the env file (mode 0600) or the environment")
+    directory = values.get("BACKUP_DIR", "").strip()
+    if not directory:
+        raise BackupError("BACKUP_DIR is not set: put it in the env file or the environment")
+    try:
+        return Settings(
+            database_url=url,
+            backup_dir=Path(directory),
+            retention_days=int(values.get("BACKUP_RETENTION_DAYS", "7")),
+            retention_min_count=int(values.get("BACKUP_RETENTION_MIN_COUNT", "3")),
+            compression=int(values.get("BACKUP_COMPRESSION", "1")),
+            schemas=tuple(s.strip() for s in values.get("BACKUP_SCHEMAS", "public,drizzle").split(",") if s.strip()),
+            metrics_dir=Path(values["BACKUP_METRICS_DIR"]) if values.get("BACKUP_METRICS_DIR") else None,
+            pg_bindir=Path(values["PG_BINDIR"]) if values.get("PG_BINDIR") else None,
+            drill_database_url=values.get("BACKUP_DRILL_DATABASE_URL") or None,
+        )
+    except ValueError as exc:
+        raise BackupError(f"a numeric BACKUP_* setting is not a number: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- the database
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where DATABASE_URL points; the password never leaves libpq_env()."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    password: str | None
+    options: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_url(cls, url: str) -> Database:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("postgres", "postgresql"):
+            raise BackupError("DATABASE_URL must start with postgresql:// (it does not look like a PostgreSQL URL)")
+        try:
+            port = parsed.port or 5432
+        except ValueError as exc:
+            raise BackupError("DATABASE_URL has a port that is not a number") from exc
+        if not parsed.hostname or not parsed.username:
+            raise BackupError("DATABASE_URL must name a host and a user (postgresql://user:password@host:5432/db)")
+        options = tuple(urllib.parse.parse_qsl(parsed.query))
+        return cls(
+            host=parsed.hostname,
+            port=port,
+            user=urllib.parse.unquote(parsed.username),
+            dbname=urllib.parse.unquote(parsed.path.lstrip("/")) or "postgres",
+            password=urllib.parse.unquote(parsed.password) if parsed.password is not None else None,
+            options=options,
+        )
+
+    def refuse_pooler(self) -> None:
+        """pg_dump's snapshot and session state need a direct/session connection, not a pooler."""
+        flags = {key.lower(): value.lower() for key, value in self.options}
+        if self.port == POOLER_PORT or flags.get("pgbouncer") == "true":
+            raise BackupError(
+                f"DATABASE_URL points at a transaction pooler ({self.host}:{self.port}): pg_dump and its "
+                "snapshot need a session connection; use Supabase's direct connection on port 5432"
+            )
+
+    def libpq_env(self, dbname: str | None = None) -> dict[str, str]:
+        env = {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGDATABASE": dbname or self.dbname,
+            "PGAPPNAME": TOOL,
+            "PGCONNECT_TIMEOUT": "10",
+        }
+        if self.password is not None:
+            env["PGPASSWORD"] = self.password
+        mapping = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "options": "PGOPTIONS"}
+        for key, value in self.options:
+            if key in mapping:
+                env[mapping[key]] = value
+        return env
+
+    def describe(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "name": self.dbname, "user": self.user}
+
+
+def _tool_path(settings: Settings, name: str) -> str:
+    if settings.pg_bindir is not None:
+        return str(settings.pg_bindir / name)
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} is not installed: install postgresql-client (or set PG_BINDIR)")
+    return found
+
+
+def _child_env(database: Database, dbname: str | None = None) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    return {**base, **database.libpq_env(dbname), "LC_ALL": "C"}
+
+
+class PsqlSession:
+    """One psql process kept open, so a transaction (and its exported snapshot) outlives each query."""
+
+    _MARK = "__weddingflo_backup_end__"
+
+    def __init__(self, settings: Settings, database: Database, dbname: str | None = None) -> None:
+        self._process = subprocess.Popen(
+            [_tool_path(settings, "psql"), "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_child_env(database, dbname),
+            bufsize=1,
+        )
+
+    def query(self, sql: str) -> list[list[str]]:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        try:
+            self._process.stdin.write(f"{sql.rstrip().rstrip(';')};\n\\echo {self._MARK}\n")
+            self._process.stdin.flush()
+        except BrokenPipeError:
+            raise BackupError(f"the database session ended: {self._error()}") from None
+        rows: list[list[str]] = []
+        for line in self._process.stdout:
+            if line.rstrip("\n") == self._MARK:
+                return rows
+            if line.strip():
+                rows.append(line.rstrip("\n").split("\t"))
+        raise BackupError(f"the database session ended: {self._error()}")
+
+    def _error(self) -> str:
+        self._process.wait(timeout=10)
+        assert self._process.stderr is not None
+        message = " ".join(self._process.stderr.read().split())
+        return message or f"psql exited with {self._process.returncode}"
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                assert self._process.stdin is not None
+                self._process.stdin.write("\\q\n")
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+def connect(settings: Settings, database: Database, dbname: str | None = None) -> PsqlSession:
+    session = PsqlSession(settings, database, dbname)
+    try:
+        session.query("SELECT 1")
+    except BackupError as exc:
+        session.close()
+        reason = str(exc).removeprefix("the database session ended: ")
+        raise BackupError(
+            f"cannot reach the database {database.dbname} at {database.host}:{database.port} as {database.user}: "
+            f"{reason}"
+        ) from None
+    return session
+
+
+def _quoted_list(values: tuple[str, ...]) -> str:
+    return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+def table_row_counts(session: PsqlSession, schemas: tuple[str, ...]) -> dict[str, int]:
+    """Exact count(*) of every table in the schemas, in the session's snapshot, in one query."""
+    rows = session.query(
+        "SELECT format('%I.%I', n.nspname, c.relname),"
+        " (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),"
+        " false, true, '')))[1]::text::bigint"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        f" WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY({_quoted_list(schemas)}) ORDER BY 1"
+    )
+    return {name: int(count) for name, count in rows}
+
+
+def migration_head(session: PsqlSession) -> dict[str, Any] | None:
+    """Drizzle's newest applied migration (created_at = the journal's `when`) and how many there are."""
+    exists = session.query("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL")
+    if exists[0][0] != "t":
+        return None
+    rows = session.query(
+        "SELECT count(*), (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
+        " LIMIT 1), (SELECT hash FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC LIMIT 1)"
+        " FROM drizzle.__drizzle_migrations"
+    )
+    count, created_at, digest = rows[0]
+    return {
+        "applied": int(count),
+        "created_at": int(created_at) if created_at else None,
+        "hash": digest or None,
+    }
+
+
+# --------------------------------------------------------------------------- archives and manifests
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def toc_entries(settings: Settings, path: Path) -> int:
+    """How many entries pg_restore reads in the archive's table of contents."""
+    result = subprocess.run(
+        [_tool_path(settings, "pg_restore"), "--list", str(path)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BackupError(f"pg_restore cannot read {path.name}: {' '.join(result.stderr.split())[:300]}")
+    return sum(1 for line in result.stdout.splitlines() if line and not line.startswith(";"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_private_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (temp file, fsync, rename), mode 0600."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+    _fsync_dir(path.parent)
+
+
+@dataclass
+class Backup:
+    """A finished backup: the archive and its manifest beside it."""
+
+    backup_id: str
+    directory: Path
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def archive(self) -> Path:
+        return self.directory / f"{self.backup_id}.dump"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / f"{self.backup_id}.json"
+
+    @property
+    def created_at(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.manifest["created_at"])
+
+    @property
+    def good(self) -> bool:
+        """Present, the size the manifest says, and never failed a verification."""
+        verification = self.manifest.get("verification") or {}
+        return (
+            self.archive.is_file()
+            and self.archive.stat().st_size == self.manifest.get("size_bytes")
+            and verification.get("result") != "failed"
+        )
+
+
+def ensure_backup_dir(directory: Path) -> None:
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if directory.stat().st_mode & 0o077:
+        directory.chmod(0o700)
+
+
+def list_backups(directory: Path) -> list[Backup]:
+    """Every finished backup (an archive with its manifest), newest first."""
+    backups = []
+    if not directory.is_dir():
+        return backups
+    for manifest_path in directory.glob("backup-*.json"):
+        backup_id = manifest_path.stem
+        if not NAME_PATTERN.match(backup_id):
+            continue
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        backups.append(Backup(backup_id, directory, manifest))
+    return sorted(backups, key=lambda b: (b.manifest.get("created_at", ""), b.backup_id), reverse=True)
+
+
+def find_backup(directory: Path, backup_id: str) -> Backup:
+    if backup_id == "latest":
+        found = list_backups(directory)
+        if not found:
+            raise BackupError(f"there are no backups in {directory}")
+        return found[0]
+    for backup in list_backups(directory):
+        if backup.backup_id == backup_id:
+            return backup
+    known = ", ".join(b.backup_id for b in list_backups(directory)[:5]) or "none"
+    raise BackupError(f"no backup {backup_id!r} in {directory} (newest: {known}); see `{TOOL} list`")
+
+
+# --------------------------------------------------------------------------- progress and metrics
+
+
+def progress(message: str) -> None:
+    print(f"{TOOL}: {message}", file=sys.stderr, flush=True)
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+class Metrics:
+    """A Prometheus textfile for node_exporter's textfile collector (written atomically)."""
+
+    NAME = "weddingflo_backup.prom"
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def _read(self) -> dict[str, str]:
+        if self.directory is None or not (self.directory / self.NAME).is_file():
+            return {}
+        values = {}
+        for line in (self.directory / self.NAME).read_text().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition(" ")
+                values[key] = value
+        return values
+
+    def record(self, success: bool, size: int = 0, duration_s: float = 0.0) -> None:
+        if self.directory is None:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        values = self._read()
+        now = f"{time.time():.0f}"
+        values["weddingflo_backup_last_run_timestamp_seconds"] = now
+        values["weddingflo_backup_last_run_success"] = "1" if success else "0"
+        if success:
+            values["weddingflo_backup_last_success_timestamp_seconds"] = now
+            values["weddingflo_backup_last_size_bytes"] = str(size)
+            values["weddingflo_backup_last_duration_seconds"] = f"{duration_s:.3f}"
+        lines = ["# weddingflo-backup: last scheduled/release backup (node_exporter textfile collector)"]
+        lines += [f"{key} {value}" for key, value in sorted(values.items())]
+        temporary = self.directory / f".{self.NAME}.{os.getpid()}"
+        temporary.write_text("\n".join(lines) + "\n")
+        temporary.chmod(0o644)
+        temporary.replace(self.directory / self.NAME)
+
+
+# --------------------------------------------------------------------------- create
+
+
+def _reserve_backup_id(directory: Path, now: dt.datetime) -> str:
+    """The runbook's name for this second, claimed atomically (O_EXCL) so two runs never share it."""
+    base = now.strftime("backup-%Y%m%d-%H%M%S")
+    suffix = 0
+    while True:
+        candidate = base if suffix == 0 else f"{base}-{suffix}"
+        suffix += 1
+        if (directory / f"{candidate}.dump").exists() or (directory / f"{candidate}.json").exists():
+            continue
+        try:
+            os.close(os.open(directory / f".{candidate}.reserved", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            continue
+        return candidate
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(directory: Path) -> list[str]:
+    """Temporary archives left by a create that was killed (its pid is gone), and old id claims."""
+    removed = []
+    for claim in directory.glob(".backup-*.reserved"):
+        if time.time() - claim.stat().st_mtime > 3600:
+            claim.unlink(missing_ok=True)
+    for partial in directory.glob(".backup-*.partial"):
+        match = re.search(r"\.(\d+)\.partial$", partial.name)
+        if match and _pid_alive(int(match.group(1))):
+            continue
+        partial.unlink(missing_ok=True)
+        removed.append(partial.name)
+    return removed
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise _Interrupted(signal.Signals(signum).name)
+
+
+def _dump_table_bytes(session: PsqlSession, schemas: tuple[str, ...]) -> int:
+    """The tables' size from the catalog (relpages, kept by (auto)vacuum): no lock is taken, so a
+    migration holding a table lock cannot stall the estimate."""
+    rows = session.query(
+        "SELECT (coalesce(sum(c.relpages + coalesce(t.relpages, 0)), 0) * current_setting('block_size')::bigint)"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_class t ON t.oid = c.reltoastrelid"
+        f" WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = ANY({_quoted_list(schemas)})"
+    )
+    return int(rows[0][0])
+
+
+def _estimate(settings: Settings, table_bytes: int) -> int:
+    factor = _SIZE_FACTOR_UNCOMPRESSED if settings.compression == 0 else _SIZE_FACTOR_COMPRESSED
+    return int(table_bytes * factor)
+
+
+def _check_free_space(settings: Settings, estimated: int, table_bytes: int) -> int:
+    free = shutil.disk_usage(settings.backup_dir).free
+    if free < estimated:
+        raise BackupError(
+            f"not enough free disk in {settings.backup_dir}: {_human(free)} free, the dump needs about "
+            f"{_human(estimated)} (for {_human(table_bytes)} of table data); free space or move BACKUP_DIR"
+        )
+    return free
+
+
+class PgDump:
+    """pg_dump --format=custom of the exported snapshot into a temporary file, watched for progress."""
+
+    def __init__(self, settings: Settings, database: Database, snapshot: str, partial: Path) -> None:
+        command = [
+            _tool_path(settings, "pg_dump"),
+            "--format=custom",
+            f"--compress={settings.compression}",
+            f"--snapshot={snapshot}",
+            "--no-password",
+            f"--file={partial}",
+        ]
+        command += [f"--schema={schema}" for schema in settings.schemas]
+        self._partial = partial
+        self._stderr: list[str] = []
+        self._started = time.monotonic()
+        self._process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_child_env(database))
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self._stderr.append(line)
+
+    def wait(self) -> None:
+        """Wait for pg_dump, showing progress; BackupError when it failed."""
+        while True:
+            try:
+                self._process.wait(timeout=_PROGRESS_EVERY_S)
+                break
+            except subprocess.TimeoutExpired:
+                size = self._partial.stat().st_size if self._partial.exists() else 0
+                progress(f"pg_dump running for {time.monotonic() - self._started:.0f}s, {_human(size)} written")
+        self._reader.join(timeout=5)
+        code = self._process.returncode
+        if code != 0:
+            if code == -signal.SIGXFSZ:
+                reason = "the archive hit the file size limit (ulimit -f); no space for the backup"
+            elif code < 0:
+                reason = f"killed by {signal.Signals(-code).name}"
+            else:
+                reason = " ".join("".join(self._stderr).split())[-400:] or f"exit status {code}"
+            raise BackupError(f"pg_dump failed: {reason}")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def _pg_dump_version(settings: Settings) -> str:
+    result = subprocess.run([_tool_path(settings, "pg_dump"), "--version"], capture_output=True, text=True, check=False)
+    return result.stdout.strip()
+
+
+def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bool) -> dict[str, Any]:
+    database = Database.from_url(settings.database_url)
+    database.refuse_pooler()
+    if not dry_run:
+        ensure_backup_dir(settings.backup_dir)
+    elif not settings.backup_dir.exists():
+        settings.backup_dir = _nearest_existing(settings.backup_dir)
+    started = time.monotonic()
+    now = dt.datetime.now(dt.UTC)
+    session = connect(settings, database)
+    partial: Path | None = None
+    reservation: Path | None = None
+    previous_handlers = {
+        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    }
+    try:
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        snapshot = session.query("SELECT pg_export_snapshot()")[0][0]
+        server_version = session.query("SHOW server_version")[0][0]
+        table_bytes = _dump_table_bytes(session, settings.schemas)
+        estimated = _estimate(settings, table_bytes)
+        free = _check_free_space(settings, estimated, table_bytes)
+        if dry_run:
+            return {
+                "dry_run": True,
+                "backup_dir": str(settings.backup_dir),
+                "free_bytes": free,
+                "table_bytes": table_bytes,
+                "estimated_size_bytes": estimated,
+                "database": database.describe(),
+                "server_version": server_version,
+                "compression": settings.compression,
+                "schemas": list(settings.schemas),
+            }
+        stale = remove_stale_partials(settings.backup_dir)
+        if stale:
+            progress(f"removed {len(stale)} partial archive(s) left by an interrupted run: {', '.join(stale)}")
+        backup_id = _reserve_backup_id(settings.backup_dir, now)
+        reservation = settings.backup_dir / f".{backup_id}.reserved"
+        partial = settings.backup_dir / f".{backup_id}.{os.getpid()}.partial"
+        progress(f"pg_dump of {database.dbname} ({_human(table_bytes)} of tables) into {partial.name}")
+        dump = PgDump(settings, database, snapshot, partial)
+        try:
+            # The counts run in the exporting transaction, so they see exactly the rows pg_dump writes.
+            row_counts = table_row_counts(session, settings.schemas)
+            head = migration_head(session)
+            dump.wait()
+        finally:
+            dump.stop()
+        session.query("COMMIT")
+        entries = toc_entries(settings, partial)
+        with partial.open("rb") as handle:
+            os.fsync(handle.fileno())
+        size = partial.stat().st_size
+        digest = sha256_of(partial)
+        backup = Backup(backup_id, settings.backup_dir)
+        partial.chmod(0o600)
+        # link() never replaces an existing file, unlike rename().
+        os.link(partial, backup.archive)
+        partial.unlink()
+        partial = None
+        _fsync_dir(settings.backup_dir)
+        manifest = {
+            "id": backup_id,
+            "created_at": now.isoformat(timespec="seconds"),
+            "reason": reason,
+            "release_ref": release_ref,
+            "pinned": reason == "release",
+            "database": database.describe(),
+            "server_version": server_version,
+            "pg_dump_version": _pg_dump_version(settings),
+            "format": "custom",
+            "compression": settings.compression,
+            "schemas": list(settings.schemas),
+            "size_bytes": size,
+            "sha256": digest,
+            "toc_entries": entries,
+            "migration_head": head,
+            "row_counts": row_counts,
+            "duration_s": round(time.monotonic() - started, 3),
+            "verification": {
+                "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "result": "ok",
+                "kind": "toc",
+            },
+        }
+        try:
+            write_private_json(backup.manifest_path, manifest)
+        except BaseException:
+            backup.archive.unlink(missing_ok=True)
+            raise
+        progress(f"{backup_id}: {_human(size)}, {entries} TOC entries, sha256 {digest[:12]}…")
+        return {
+            "id": backup_id,
+            "path": str(backup.archive),
+            "manifest": str(backup.manifest_path),
+            "size_bytes": size,
+            "sha256": digest,
+            "toc_entries": entries,
+            "duration_s": manifest["duration_s"],
+            "reason": reason,
+            "release_ref": release_ref,
+        }
+    except _Interrupted as exc:
+        raise BackupError(f"interrupted by {exc}; no backup was written") from None
+    except OSError as exc:
+        raise BackupError(f"cannot write the backup in {settings.backup_dir}: {exc.strerror or exc}") from None
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        if reservation is not None:
+            reservation.unlink(missing_ok=True)
+        session.close()
+
+
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+# --------------------------------------------------------------------------- verify, drill, restore
+
+
+def verify(settings: Settings, backup: Backup, restore_drill: bool) -> dict[str, Any]:
+    """sha256 and TOC against the manifest; with a drill, a real restore compared table by table."""
+    findings: list[str] = []
+    if not backup.archive.is_file():
+        findings.append(f"{backup.archive.name} is missing")
+    else:
+        digest = sha256_of(backup.archive)
+        if digest != backup.manifest.get("sha256"):
+            findings.append(f"sha256 is {digest}, the manifest says {backup.manifest.get('sha256')}")
+        try:
+            entries = toc_entries(settings, backup.archive)
+            if entries != backup.manifest.get("toc_entries"):
+                findings.append(f"{entries} TOC entries, the manifest says {backup.manifest.get('toc_entries')}")
+        except BackupError as exc:
+            findings.append(str(exc))
+    drill: dict[str, Any] | None = None
+    if restore_drill and not findings:
+        drill = restore_drill_into_scratch(settings, backup)
+        findings += drill["mismatches"]
+    result = {
+        "id": backup.backup_id,
+        "result": "failed" if findings else "ok",
+        "kind": "restore-drill" if restore_drill else "sha256+toc",
+        "findings": findings,
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    if drill is not None:
+        result["drill"] = {k: v for k, v in drill.items() if k != "mismatches"}
+    backup.manifest["verification"] = {k: result[k] for k in ("at", "result", "kind")}
+    write_private_json(backup.manifest_path, backup.manifest)
+    return result
+
+
+def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, Any]:
+    """Restore into a new scratch database, count every table, drop it again."""
+    target_url = settings.drill_database_url or settings.database_url
+    database = Database.from_url(target_url)
+    production = Database.from_url(settings.database_url)
+    scratch = f"wf_drill_{backup.backup_id.replace('-', '_')[7:]}_{secrets.token_hex(3)}"
+    admin = connect(settings, database)
+    started = time.monotonic()
+    try:
+        admin.query(f'CREATE DATABASE "{scratch}"')
+        try:
+            progress(f"restore drill: {backup.backup_id} into scratch database {scratch}")
+            _pg_restore(settings, database, scratch, backup.archive, clean=False, jobs=2, single_transaction=False)
+            check = connect(settings, database, scratch)
+            try:
+                counts = table_row_counts(check, tuple(backup.manifest.get("schemas", settings.schemas)))
+            finally:
+                check.close()
+        finally:
+            admin.query(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
+    finally:
+        admin.close()
+    expected = backup.manifest.get("row_counts", {})
+    mismatches = [
+        f"{table}: restored {counts.get(table)} rows, the manifest says {expected.get(table)}"
+        for table in sorted(set(expected) | set(counts))
+        if counts.get(table) != expected.get(table)
+    ]
+    return {
+        "scratch_database": scratch,
+        "server": f"{database.host}:{database.port}",
+        "same_server_as_production": (database.host, database.port) == (production.host, production.port),
+        "tables_compared": len(expected),
+        "rows_restored": sum(counts.values()),
+        "duration_s": round(time.monotonic() - started, 3),
+        "mismatches": mismatches,
+    }
+
+
+# The public schema exists in every database (and on Supabase holds more than the app's tables):
+# restoring must neither CREATE it (it exists) nor, with --clean, DROP it.
+_KEPT_SCHEMA_ENTRY = re.compile(r"^\d+; \d+ \d+ SCHEMA - public ")
+
+
+def _restore_list(settings: Settings, archive: Path, directory: Path) -> Path:
+    listing = subprocess.run(
+        [_tool_path(settings, "pg_restore"), "--list", str(archive)], capture_output=True, text=True, check=False
+    )
+    if listing.returncode != 0:
+        raise BackupError(f"pg_restore cannot read {archive.name}: {' '.join(listing.stderr.split())[:300]}")
+    lines = [line for line in listing.stdout.splitlines() if not _KEPT_SCHEMA_ENTRY.match(line)]
+    path = directory / f".restore-{os.getpid()}.list"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return path
+
+
+def _pg_restore(
+    settings: Settings,
+    database: Database,
+    dbname: str,
+    archive: Path,
+    *,
+    clean: bool,
+    jobs: int,
+    single_transaction: bool,
+) -> None:
+    use_list = _restore_list(settings, archive, archive.parent)
+    command = [
+        _tool_path(settings, "pg_restore"),
+        "--no-password",
+        "--exit-on-error",
+        f"--dbname={dbname}",
+        f"--use-list={use_list}",
+    ]
+    if clean:
+        command += ["--clean", "--if-exists"]
+    if single_transaction:
+        command.append("--single-transaction")
+    elif jobs > 1:
+        command.append(f"--jobs={jobs}")
+    command.append(str(archive))
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=_child_env(database, dbname), check=False)
+    finally:
+        use_list.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise BackupError(f"pg_restore into {dbname} failed: {' '.join(result.stderr.split())[-400:]}")
+
+
+def restore(settings: Settings, backup: Backup, dbname: str, jobs: int) -> dict[str, Any]:
+    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server."""
+    check = verify(settings, backup, restore_drill=False)
+    if check["result"] != "ok":
+        raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
+    database = Database.from_url(settings.database_url)
+    database.refuse_pooler()
+    started = time.monotonic()
+    progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
+    _pg_restore(settings, database, dbname, backup.archive, clean=True, jobs=jobs, single_transaction=jobs <= 1)
+    return {"id": backup.backup_id, "dbname": dbname, "duration_s": round(time.monotonic() - started, 3)}
+
+
+# --------------------------------------------------------------------------- retention
+
+
+@dataclass(frozen=True)
+class RetentionDecision:
+    backup_id: str
+    keep: bool
+    reasons: tuple[str, ...]
+
+
+def retention_decisions(backups: list[Backup], now: dt.datetime, days: int, min_count: int) -> list[RetentionDecision]:
+    """Which backups to keep and why. Never deletes: the newest backup, one younger than `days`,
+    one of the newest `min_count` good backups, or the newest release backup (pinned until a newer
+    release backup supersedes it)."""
+    ordered = sorted(backups, key=lambda b: (b.created_at, b.backup_id), reverse=True)
+    newest_good = {b.backup_id for b in [b for b in ordered if b.good][: max(min_count, 0)]}
+    release_backups = [b for b in ordered if b.manifest.get("pinned")]
+    pinned = release_backups[0].backup_id if release_backups else None
+    decisions = []
+    for index, backup in enumerate(ordered):
+        reasons = []
+        if index == 0:
+            reasons.append("newest backup")
+        if now - backup.created_at < dt.timedelta(days=days):
+            reasons.append(f"younger than {days} days")
+        if backup.backup_id in newest_good:
+            reasons.append(f"one of the newest {min_count} good backups")
+        if backup.backup_id == pinned:
+            reasons.append(f"pinned by release {backup.manifest.get('release_ref')}")
+        decisions.append(RetentionDecision(backup.backup_id, bool(reasons), tuple(reasons) or ("past retention",)))
+    return decisions
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    ensure_backup_dir(directory)
+    fd = os.open(directory / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def prune(settings: Settings, dry_run: bool) -> dict[str, Any]:
+    with directory_lock(settings.backup_dir):
+        backups = list_backups(settings.backup_dir)
+        decisions = retention_decisions(
+            backups, dt.datetime.now(dt.UTC), settings.retention_days, settings.retention_min_count
+        )
+        deleted = []
+        if not dry_run:
+            by_id = {b.backup_id: b for b in backups}
+            for decision in decisions:
+                if not decision.keep:
+                    backup = by_id[decision.backup_id]
+                    backup.archive.unlink(missing_ok=True)
+                    backup.manifest_path.unlink(missing_ok=True)
+                    deleted.append(decision.backup_id)
+            _fsync_dir(settings.backup_dir)
+    return {
+        "dry_run": dry_run,
+        "decisions": [asdict(d) for d in decisions],
+        "deleted": deleted,
+        "kept": [d.backup_id for d in decisions if d.keep],
+    }
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _print_list(backups: list[Backup], as_json: bool) -> None:
+    rows = [
+        {
+            "id": b.backup_id,
+            "created_at": b.manifest.get("created_at"),
+            "reason": b.manifest.get("reason"),
+            "release_ref": b.manifest.get("release_ref"),
+            "size_bytes": b.manifest.get("size_bytes"),
+            "verification": (b.manifest.get("verification") or {}).get("result", "never"),
+            "verified_at": (b.manifest.get("verification") or {}).get("at"),
+            "present": b.archive.is_file(),
+            "path": str(b.archive),
+        }
+        for b in backups
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'id':<24} {'created_at (UTC)':<26} {'reason':<13} {'size':>10}  {'verified':<9} release")
+    for row in rows:
+        print(
+            f"{row['id']:<24} {row['created_at']:<26} {row['reason']:<13} {_human(row['size_bytes'] or 0):>10}  "
+            f"{row['verification']:<9} {row['release_ref'] or ''}"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=TOOL, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env-file", help=f"KEY=VALUE settings, mode 0600 (default {DEFAULT_ENV_FILE}; - = stdin)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create_cmd = commands.add_parser("create", help="take a verified backup")
+    create_cmd.add_argument("--reason", choices=REASONS, default="manual")
+    create_cmd.add_argument("--release-ref", default=None)
+    create_cmd.add_argument("--dry-run", action="store_true", help="check and estimate; write nothing")
+    list_cmd = commands.add_parser("list", help="backups, newest first")
+    list_cmd.add_argument("--json", action="store_true")
+    verify_cmd = commands.add_parser("verify", help="sha256 and TOC against the manifest")
+    verify_cmd.add_argument("backup_id", metavar="ID")
+    verify_cmd.add_argument("--restore-drill", action="store_true", help="also restore into a scratch database")
+    prune_cmd = commands.add_parser("prune", help="apply retention")
+    prune_cmd.add_argument("--dry-run", action="store_true", help="show the decision for every backup")
+    prune_cmd.add_argument("--json", action="store_true")
+    restore_cmd = commands.add_parser("restore", help="pg_restore --clean --if-exists a verified backup")
+    restore_cmd.add_argument("backup_id", metavar="ID")
+    restore_cmd.add_argument("--dbname", required=True, help="database name on DATABASE_URL's server")
+    restore_cmd.add_argument("--jobs", type=int, default=1, help="1 = one transaction (all or nothing)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.env_file)
+    metrics = Metrics(settings.metrics_dir)
+    if args.command == "create":
+        started = time.monotonic()
+        try:
+            result = create(settings, args.reason, args.release_ref, args.dry_run)
+        except BackupError:
+            if not args.dry_run:
+                metrics.record(success=False)
+            raise
+        if not args.dry_run:
+            metrics.record(success=True, size=result["size_bytes"], duration_s=time.monotonic() - started)
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    if args.command == "list":
+        _print_list(list_backups(settings.backup_dir), args.json)
+        return 0
+    if args.command == "verify":
+        result = verify(settings, find_backup(settings.backup_dir, args.backup_id), args.restore_drill)
+        print(json.dumps(result, sort_keys=True))
+        return 0 if result["result"] == "ok" else 1
+    if args.command == "prune":
+        result = prune(settings, args.dry_run)
+        if args.json:
+            print(json.dumps(result, sort_keys=True))
+        else:
+            for decision in result["decisions"]:
+                verb = "keep  " if decision["keep"] else ("would delete" if args.dry_run else "delete")
+                print(f"{verb} {decision['backup_id']}: {', '.join(decision['reasons'])}")
+        return 0
+    if args.command == "restore":
+        result = restore(settings, find_backup(settings.backup_dir, args.backup_id), args.dbname, args.jobs)
+        print(json.dumps(result, sort_keys=True))
+        return 0
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except BackupError as exc:
+        print(f"{TOOL}: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
