@@ -139,7 +139,7 @@ def test_a_corrupted_archive_fails_verification(box: SandboxHandle, backup_dir: 
 
 
 class _BlockedDump:
-    """Holds an ACCESS EXCLUSIVE lock on `hotels`, so pg_dump waits on it, until released."""
+    """Holds an ACCESS EXCLUSIVE lock on `hotels`, so pg_dump (and the row counts) wait on it, until released."""
 
     def __init__(self, box: SandboxHandle) -> None:
         self.connection = psycopg2.connect(box.ops_url)
@@ -156,7 +156,7 @@ class _BlockedDump:
                 while time.monotonic() < deadline:
                     cursor.execute(
                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'weddingflo-backup'"
-                        " AND wait_event_type = 'Lock'"
+                        " AND wait_event_type = 'Lock' AND query LIKE 'LOCK TABLE%%'"
                     )
                     if cursor.fetchone()[0] >= 1:
                         return
@@ -262,6 +262,7 @@ def test_the_tool_killed_mid_way_leaves_no_backup_and_stops_pg_dump(box: Sandbox
     env = tool_env(box.ops_url, backup_dir)
     with _create_waiting_on_a_lock(box, env) as process:
         dumps = _children_named(process.pid, "pg_dump")
+        assert len(dumps) == 1
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
@@ -274,6 +275,7 @@ def test_a_partial_left_by_a_sigkilled_run_is_cleaned_by_the_next_one(box: Sandb
     env = tool_env(box.ops_url, backup_dir)
     with _create_waiting_on_a_lock(box, env) as process:
         dumps = _children_named(process.pid, "pg_dump")
+        assert len(dumps) == 1
         process.kill()  # SIGKILL: no chance to clean up
         process.wait()
         for pid in dumps:

@@ -1,89 +1,44 @@
-"""Drizzle's migration folder and bookkeeping, exactly as drizzle-orm's pg migrator reads and writes them.
+"""Drizzle's migrations folder and bookkeeping: the migrate role's own code, loaded from the checkout.
 
-drizzle-orm (src/migrator.ts, src/pg-core/dialect.ts): the journal's entries in order, each `<tag>.sql`
-split on `--> statement-breakpoint`; hash = sha256 hex of the whole file; created_at = the journal's
-`when`; all pending migrations and their bookkeeping rows in one transaction.
+The implementation lives once, in roles/migrate/module_utils/wfops_drizzle.py (the Ansible module ships it to
+the host); the sandbox and the tests use the same file through this module.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import dataclass
+import importlib.util
+import sys
 from pathlib import Path
-from typing import Any
 
-from psycopg2 import sql
+_SOURCE = Path(__file__).resolve().parents[2] / "roles" / "migrate" / "module_utils" / "wfops_drizzle.py"
+_spec = importlib.util.spec_from_file_location("wfops_drizzle_core", _SOURCE)
+assert _spec is not None and _spec.loader is not None
+_core = importlib.util.module_from_spec(_spec)
+sys.modules["wfops_drizzle_core"] = _core
+_spec.loader.exec_module(_core)
 
-BREAKPOINT = "--> statement-breakpoint"
-DEFAULT_SCHEMA = "drizzle"
-DEFAULT_TABLE = "__drizzle_migrations"
+BREAKPOINT = _core.BREAKPOINT
+DEFAULT_SCHEMA = _core.DEFAULT_SCHEMA
+DEFAULT_TABLE = _core.DEFAULT_TABLE
+Bookkeeping = _core.Bookkeeping
+Migration = _core.Migration
+MigrationError = _core.MigrationError
+Settings = _core.Settings
+connect_kwargs = _core.connect_kwargs
+migrate = _core.migrate
+read_migrations = _core.read_migrations
+verify = _core.verify
 
-
-@dataclass(frozen=True)
-class Migration:
-    """One journal entry with its SQL file."""
-
-    idx: int
-    tag: str
-    when: int
-    sql_text: str
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.sql_text.encode("utf-8")).hexdigest()
-
-    @property
-    def statements(self) -> list[str]:
-        return [part for part in self.sql_text.split(BREAKPOINT) if part.strip()]
-
-
-class MigrationFolderError(ValueError):
-    """A migrations folder Drizzle could not read either."""
-
-
-def read_migrations(folder: Path) -> list[Migration]:
-    """The folder's migrations in journal order (meta/_journal.json, then <tag>.sql)."""
-    journal_path = folder / "meta" / "_journal.json"
-    try:
-        journal: dict[str, Any] = json.loads(journal_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise MigrationFolderError(f"{journal_path} not found: not a Drizzle migrations folder") from exc
-    migrations = []
-    for entry in journal.get("entries", []):
-        path = folder / f"{entry['tag']}.sql"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise MigrationFolderError(f"{path} is in the journal but missing on disk") from exc
-        migrations.append(Migration(int(entry["idx"]), str(entry["tag"]), int(entry["when"]), text))
-    return migrations
-
-
-def bookkeeping_table(schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE) -> sql.Composed:
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
-
-
-def ensure_bookkeeping(cursor: Any, schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE) -> None:
-    """The schema and table Drizzle creates when they are missing (same DDL)."""
-    cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    cursor.execute(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at bigint)").format(
-            bookkeeping_table(schema, table)
-        )
-    )
-
-
-def apply_in_one_transaction(
-    connection: Any, migrations: list[Migration], schema: str = DEFAULT_SCHEMA, table: str = DEFAULT_TABLE
-) -> None:
-    """Apply `migrations` and record each as Drizzle does, all or nothing."""
-    with connection, connection.cursor() as cursor:
-        ensure_bookkeeping(cursor, schema, table)
-        for migration in migrations:
-            for statement in migration.statements:
-                cursor.execute(statement)
-            cursor.execute(
-                sql.SQL("INSERT INTO {} (hash, created_at) VALUES (%s, %s)").format(bookkeeping_table(schema, table)),
-                (migration.hash, migration.when),
-            )
+__all__ = [
+    "BREAKPOINT",
+    "DEFAULT_SCHEMA",
+    "DEFAULT_TABLE",
+    "Bookkeeping",
+    "Migration",
+    "MigrationError",
+    "Settings",
+    "connect_kwargs",
+    "migrate",
+    "read_migrations",
+    "verify",
+]

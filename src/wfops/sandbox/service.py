@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg2
 
-from wfops.drizzle import apply_in_one_transaction, read_migrations
+from wfops.drizzle import migrate, read_migrations
 from wfops.pgcluster import PostgresCluster, free_port
 from wfops.project import project_root
 from wfops.sandbox.inspect import LegacyCounts, legacy_counts, migration_state
@@ -148,7 +148,8 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
         with connection, connection.cursor() as cursor:
             cursor.execute(_sql_resource("database.sql"))
         log(f"sandbox: applying migrations {migrations[0].tag} .. {migrations[-1].tag} as Drizzle does")
-        apply_in_one_transaction(connection, migrations)
+        migrate(connection, migrations)
+        connection.autocommit = False
         sizes = _seed_sizes(guests)
         log(
             f"sandbox: seeding legacy data ({sizes['guests']} guests, {sizes['clients']} clients, "
