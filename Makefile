@@ -37,8 +37,8 @@ demo: setup ## the whole release against the local sandbox, then its summary
 test: setup lint pytest molecule ## everything: ruff, ansible-lint (production profile), pytest, molecule
 
 lint: setup ## ruff and ansible-lint
-	$(BIN)/ruff check src tests bench files roles
-	$(BIN)/ruff format --check src tests bench files roles
+	$(BIN)/ruff check src tests bench files plugins
+	$(BIN)/ruff format --check src tests bench files plugins
 	$(BIN)/ansible-lint --profile production
 
 pytest: setup ## the pytest suite (starts its own PostgreSQL clusters)

@@ -81,6 +81,43 @@ def run_wfops(*args: str, env: dict[str, str] | None = None, check: bool = False
     )
 
 
+def run_module(module: str, args: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    """One of wfops's Ansible modules, ad hoc on localhost, as a role would call it."""
+    import json
+
+    return subprocess.run(
+        [
+            str(VENV_BIN / "ansible"),
+            "localhost",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={VENV_BIN}/python",
+            "-m",
+            module,
+            "-a",
+            json.dumps(args),
+            "-o",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        },
+    )
+
+
+def module_result(completed: subprocess.CompletedProcess[str]) -> dict:
+    """The JSON result of an ad-hoc module run (`ansible -o` prints `host | STATUS => {...}`)."""
+    import json
+
+    return json.loads(completed.stdout.strip().splitlines()[-1].split("=>", 1)[1])
+
+
 def start_sandbox(directory: Path, guests: int) -> SandboxHandle:
     previous = os.environ.get("WFOPS_SANDBOX_DIR")
     os.environ["WFOPS_SANDBOX_DIR"] = str(directory)

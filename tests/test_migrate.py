@@ -14,17 +14,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
-from wfops.drizzle import MigrationError, Settings, migrate, read_migrations
+from conftest import REPO, SandboxHandle, module_result, run_module, start_sandbox, stop_sandbox
+from wfops.drizzle import ADVISORY_LOCK_KEY, MigrationError, Settings, migrate, read_migrations
 
 MIGRATIONS = REPO / "sandbox-app" / "drizzle"
 ADVISORY_KEY_SQL = "SELECT pg_advisory_lock(%s)"
-
-
-def _key() -> int:
-    from wfops import drizzle
-
-    return drizzle._core.ADVISORY_LOCK_KEY
 
 
 @pytest.fixture
@@ -88,41 +82,14 @@ def _empty_database(box: SandboxHandle, name: str) -> str:
 
 
 def _module(url: str, migrations_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The Ansible module itself, ad hoc, as the role calls it."""
-    role = REPO / "roles" / "migrate"
-    return subprocess.run(
-        [
-            str(VENV_BIN / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={VENV_BIN}/python",
-            "-m",
-            "wfops_drizzle_migrate",
-            "-a",
-            json.dumps(
-                {"migrations_dir": str(migrations_dir), "database_url": url, **dict(a.split("=", 1) for a in args)}
-            ),
-            "-o",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={
-            **os.environ,
-            "ANSIBLE_LIBRARY": str(role / "library"),
-            "ANSIBLE_MODULE_UTILS": str(role / "module_utils"),
-            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_LOCALHOST_WARNING": "0",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-        },
+    """The migrate module itself, ad hoc, as the role calls it; args are key=value."""
+    return run_module(
+        "wfops_drizzle_migrate",
+        {"migrations_dir": str(migrations_dir), "database_url": url, **dict(a.split("=", 1) for a in args)},
     )
 
 
-def _module_result(completed: subprocess.CompletedProcess[str]) -> dict:
-    line = completed.stdout.strip().splitlines()[-1]
-    return json.loads(line.split("=>", 1)[1])
+_module_result = module_result
 
 
 def test_the_sandbox_release_applies_0023_to_0027_and_a_second_run_applies_nothing(box: SandboxHandle) -> None:
@@ -283,7 +250,7 @@ def test_a_run_that_cannot_get_the_migration_lock_names_its_holder(box: SandboxH
     holder = psycopg2.connect(box.ops_url, application_name="release-by-alice")
     holder.autocommit = True
     with holder.cursor() as cursor:
-        cursor.execute(ADVISORY_KEY_SQL, (_key(),))
+        cursor.execute(ADVISORY_KEY_SQL, (ADVISORY_LOCK_KEY,))
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
     try:

@@ -61,8 +61,9 @@ def _print_phases(as_json: bool) -> int:
         return EXIT_OK
     print(f"{'#':>2}  {'phase':<13} {'playbook':<28} description")
     for phase in PHASES:
-        print(f"{phase.runbook_number:>2}  {phase.name:<13} {phase.playbook:<28} {phase.description}")
-    print(f"\nA release runs: {' -> '.join(RELEASE_ORDER)}")
+        number = f"({phase.runbook_number})" if phase.auxiliary else str(phase.runbook_number)
+        print(f"{number:>3} {phase.name:<13} {phase.playbook:<28} {phase.description}")
+    print(f"\nA release runs: {' -> '.join(RELEASE_ORDER)}; (n) = an auxiliary phase using runbook phase n's parts")
     return EXIT_OK
 
 

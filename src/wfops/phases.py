@@ -13,6 +13,8 @@ class Phase:
     runbook_number: int
     playbook: str
     description: str
+    # Auxiliary phases reuse a runbook phase's parts (verify: phase 4's checks) and are not in the runbook's list.
+    auxiliary: bool = False
 
     @property
     def role(self) -> str:
@@ -79,6 +81,13 @@ PHASES: tuple[Phase, ...] = (
         9,
         "playbooks/stats-repair.yml",
         "Emergency SQL: recompute every client's cached guest_count and budget",
+    ),
+    Phase(
+        "verify",
+        4,
+        "playbooks/verify.yml",
+        "The data invariants (the runbook's post-run checks), read-only",
+        auxiliary=True,
     ),
 )
 

@@ -94,28 +94,12 @@ findings:
   returned: always
 """
 
-import traceback
 from dataclasses import asdict
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import psycopg2
-except ImportError:
-    psycopg2 = None
-    PSYCOPG2_ERROR = traceback.format_exc()
-else:
-    PSYCOPG2_ERROR = None
-
-from ansible.module_utils.wfops_drizzle import (
-    Bookkeeping,
-    MigrationError,
-    Settings,
-    connect_kwargs,
-    migrate,
-    read_migrations,
-)
+from ansible.module_utils.wfops_drizzle import Bookkeeping, Settings, migrate, read_migrations
+from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, psycopg2_missing
 
 
 def main() -> None:
@@ -134,21 +118,14 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if psycopg2 is None:
-        module.fail_json(msg=missing_required_lib("psycopg2 (Debian: python3-psycopg2)"), exception=PSYCOPG2_ERROR)
+    missing = psycopg2_missing()
+    if missing:
+        module.fail_json(msg=missing_required_lib(PSYCOPG2_HINT), exception=missing)
     params = module.params
     notes: list[str] = []
     try:
         migrations = read_migrations(Path(params["migrations_dir"]))
-        kwargs = connect_kwargs(params["database_url"], "wfops-migrate")
-        try:
-            connection = psycopg2.connect(**kwargs)
-        except psycopg2.OperationalError as exc:
-            reason = " ".join(str(exc).split())
-            module.fail_json(
-                msg=f"cannot reach the database {kwargs['dbname']} at {kwargs['host']}:{kwargs['port']} as "
-                f"{kwargs['user']}: {reason}"
-            )
+        connection = connect(params["database_url"], "wfops-migrate")
         try:
             outcome = migrate(
                 connection,
@@ -167,7 +144,7 @@ def main() -> None:
             )
         finally:
             connection.close()
-    except MigrationError as exc:
+    except DatabaseError as exc:
         module.fail_json(msg=str(exc), notes=notes, **exc.facts)
     result = asdict(outcome)
     module.exit_json(changed=outcome.changed, notes=notes, **result)

@@ -9,7 +9,8 @@ Added: a session-level advisory lock for the whole run, lock_timeout/statement_t
 lock cannot be had, and verification before anything runs (edited applied migrations, entries Drizzle would skip
 silently, applied rows the journal does not know).
 
-Pure Python on psycopg2 with no Ansible import, so the wfops wrapper and the tests can use the same code.
+Pure Python on psycopg2; its only Ansible import is its sibling wfops_pg, so the wfops wrapper and the tests can
+load the same code (src/wfops/plugin_code.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ansible.module_utils.wfops_pg import DatabaseError, quote_ident
 
 BREAKPOINT = "--> statement-breakpoint"
 DEFAULT_SCHEMA = "drizzle"
@@ -28,15 +30,10 @@ DEFAULT_TABLE = "__drizzle_migrations"
 # pg_advisory_lock key shared by every wfops migrate run: int8 of sha256("wfops:drizzle-migrate").
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:drizzle-migrate").digest()[:8], "big", signed=True)
 LOCK_NOT_AVAILABLE = "55P03"
-POOLER_PORT = 6543
 
 
-class MigrationError(Exception):
-    """A failure a person can act on; the message says what and where."""
-
-    def __init__(self, message: str, **facts: Any) -> None:
-        super().__init__(message)
-        self.facts = facts
+class MigrationError(DatabaseError):
+    """A migration failure a person can act on; the message says what and where."""
 
 
 @dataclass(frozen=True)
@@ -77,10 +74,6 @@ def read_migrations(folder: Path) -> list[Migration]:
             raise MigrationError(f"{path} is in the journal but missing on disk") from exc
         migrations.append(Migration(int(entry["idx"]), str(entry["tag"]), int(entry["when"]), text))
     return migrations
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
@@ -227,33 +220,6 @@ class Outcome:
     @property
     def changed(self) -> bool:
         return bool(self.applied) or (self.check_mode and bool(self.pending))
-
-
-def connect_kwargs(database_url: str, application_name: str) -> dict[str, Any]:
-    """psycopg2 connection keywords from DATABASE_URL; refuses Supabase's transaction pooler."""
-    parsed = urllib.parse.urlsplit(database_url)
-    if parsed.scheme not in ("postgres", "postgresql") or not parsed.hostname:
-        raise MigrationError("the database URL must look like postgresql://user:password@host:5432/dbname")
-    options = dict(urllib.parse.parse_qsl(parsed.query))
-    if (parsed.port or 5432) == POOLER_PORT or options.get("pgbouncer", "").lower() == "true":
-        raise MigrationError(
-            f"the database URL points at a transaction pooler ({parsed.hostname}:{parsed.port}): the migration lock "
-            "and its transaction need a session connection; use Supabase's direct connection on port 5432"
-        )
-    kwargs: dict[str, Any] = {
-        "host": parsed.hostname,
-        "port": parsed.port or 5432,
-        "user": urllib.parse.unquote(parsed.username or ""),
-        "dbname": urllib.parse.unquote(parsed.path.lstrip("/")) or "postgres",
-        "application_name": application_name,
-        "connect_timeout": 10,
-    }
-    if parsed.password is not None:
-        kwargs["password"] = urllib.parse.unquote(parsed.password)
-    for key in ("sslmode", "sslrootcert"):
-        if key in options:
-            kwargs[key] = options[key]
-    return kwargs
 
 
 def lock_holder(cursor: Any) -> str:

@@ -1,0 +1,224 @@
+"""PostgreSQL plumbing shared by wfops's modules: connecting from a DATABASE_URL, the RLS guard, and
+changes made in short batches under lock_timeout with retries, so live traffic is never stalled for long.
+
+Pure Python on psycopg2 with no Ansible import (the wrapper and the tests load it too).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+POOLER_PORT = 6543
+RETRYABLE = {"55P03": "lock not available", "40P01": "deadlock", "40001": "serialization failure"}
+
+
+class DatabaseError(Exception):
+    """A failure a person can act on; the message says what and where, never a password."""
+
+    def __init__(self, message: str, **facts: Any) -> None:
+        super().__init__(message)
+        self.facts = facts
+
+
+def psycopg2_missing() -> str | None:
+    """The import error's traceback when psycopg2 is not installed on the host, else None."""
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        return traceback.format_exc()
+    return None
+
+
+PSYCOPG2_HINT = "psycopg2 (Debian: python3-psycopg2)"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect_kwargs(database_url: str, application_name: str) -> dict[str, Any]:
+    """psycopg2 connection keywords from DATABASE_URL; refuses Supabase's transaction pooler."""
+    parsed = urllib.parse.urlsplit(database_url)
+    if parsed.scheme not in ("postgres", "postgresql") or not parsed.hostname:
+        raise DatabaseError("the database URL must look like postgresql://user:password@host:5432/dbname")
+    options = dict(urllib.parse.parse_qsl(parsed.query))
+    try:
+        port = parsed.port or 5432
+    except ValueError as exc:
+        raise DatabaseError("the database URL has a port that is not a number") from exc
+    if port == POOLER_PORT or options.get("pgbouncer", "").lower() == "true":
+        raise DatabaseError(
+            f"the database URL points at a transaction pooler ({parsed.hostname}:{port}): locks, SET and "
+            "transactions need a session connection; use Supabase's direct connection on port 5432"
+        )
+    kwargs: dict[str, Any] = {
+        "host": parsed.hostname,
+        "port": port,
+        "user": urllib.parse.unquote(parsed.username or ""),
+        "dbname": urllib.parse.unquote(parsed.path.lstrip("/")) or "postgres",
+        "application_name": application_name,
+        "connect_timeout": 10,
+    }
+    if parsed.password is not None:
+        kwargs["password"] = urllib.parse.unquote(parsed.password)
+    for key in ("sslmode", "sslrootcert"):
+        if key in options:
+            kwargs[key] = options[key]
+    return kwargs
+
+
+def connect(database_url: str, application_name: str) -> Any:
+    """A psycopg2 connection, or DatabaseError saying where it could not connect and why."""
+    import psycopg2
+
+    kwargs = connect_kwargs(database_url, application_name)
+    try:
+        return psycopg2.connect(**kwargs)
+    except psycopg2.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise DatabaseError(
+            f"cannot reach the database {kwargs['dbname']} at {kwargs['host']}:{kwargs['port']} as {kwargs['user']}: "
+            f"{reason}"
+        ) from None
+
+
+def tables_hidden_by_rls(cursor: Any, tables: list[str]) -> list[str]:
+    """The tables on which the connected role is subject to row-level security (so UPDATEs see fewer rows)."""
+    cursor.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+    if cursor.fetchone()[0]:
+        return []
+    cursor.execute(
+        "SELECT c.relname, c.relforcerowsecurity, pg_has_role(current_user, c.relowner, 'USAGE')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relname = ANY(%s) AND c.relrowsecurity",
+        (list(tables),),
+    )
+    return sorted(name for name, forced, owner in cursor.fetchall() if forced or not owner)
+
+
+def refuse_when_subject_to_rls(cursor: Any, tables: list[str]) -> None:
+    hidden = tables_hidden_by_rls(cursor, tables)
+    if hidden:
+        cursor.execute("SELECT current_user")
+        role = cursor.fetchone()[0]
+        raise DatabaseError(
+            f"the role {role} is subject to row-level security on {', '.join(hidden)}: every UPDATE would "
+            "silently match only the rows its tenant setting allows (none, here) and report success; connect as a "
+            "role with BYPASSRLS (on Supabase: postgres)",
+            tables=hidden,
+        )
+
+
+@dataclass
+class Limits:
+    """How a change may touch a live database."""
+
+    lock_timeout: str = "2s"
+    statement_timeout: str = "5min"
+    retries: int = 5
+    retry_delay_s: float = 0.5
+    pause_s: float = 0.0
+
+
+@dataclass
+class BatchStats:
+    rows: int = 0
+    batches: int = 0
+    retries: int = 0
+    max_batch_ms: float = 0.0
+    returned: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def execute_with_retries(
+    connection: Any, sql: str, params: Any, limits: Limits, stats: BatchStats, keep_returned: int = 0
+) -> int:
+    """One statement in its own short transaction, retried when a lock, deadlock or serialization failure hits."""
+    for attempt in range(1, limits.retries + 2):
+        started = time.monotonic()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('lock_timeout', %s, true)", (limits.lock_timeout,))
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", (limits.statement_timeout,))
+                cursor.execute(sql, params)
+                rows = cursor.rowcount
+                if keep_returned and cursor.description is not None:
+                    wanted = keep_returned - len(stats.returned)
+                    if wanted > 0:
+                        stats.returned.extend(cursor.fetchmany(wanted))
+            connection.commit()
+        except Exception as exc:
+            connection.rollback()
+            code = getattr(exc, "pgcode", None)
+            if code in RETRYABLE and attempt <= limits.retries:
+                stats.retries += 1
+                time.sleep(limits.retry_delay_s * attempt)
+                continue
+            if code in RETRYABLE:
+                raise DatabaseError(
+                    f"gave up after {attempt} attempts ({RETRYABLE[code]}, lock_timeout {limits.lock_timeout}): "
+                    f"{' '.join(str(exc).split())}",
+                    attempts=attempt,
+                ) from exc
+            raise
+        stats.batches += 1
+        stats.rows += max(rows, 0)
+        stats.max_batch_ms = max(stats.max_batch_ms, round((time.monotonic() - started) * 1000, 1))
+        return rows
+    raise AssertionError("unreachable")
+
+
+def relation_pages(cursor: Any, table: str) -> tuple[int, float]:
+    """The table's current size in pages and its rows per page (from the planner's statistics)."""
+    cursor.execute(
+        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples, c.relpages"
+        " FROM pg_class c WHERE c.oid = %s::regclass",
+        (quote_ident(table),),
+    )
+    pages, tuples, stat_pages = cursor.fetchone()
+    density = (tuples / stat_pages) if stat_pages and tuples and tuples > 0 else 60.0
+    return int(pages), max(density, 1.0)
+
+
+def batched_change(
+    connection: Any,
+    *,
+    table: str,
+    statement: Callable[[str], str],
+    params: Any = None,
+    batch_rows: int,
+    limits: Limits,
+    progress: Callable[[str], None] | None = None,
+    keep_returned: int = 0,
+) -> BatchStats:
+    """Run `statement(range_predicate)` over the table's physical pages in batches of about `batch_rows` rows.
+
+    Ranges of ctid pages touch each page once (random UUID keys would touch most pages in every batch).
+    Rows that concurrent updates moved behind the cursor, or into pages added meanwhile, are caught by a final
+    pass over the whole table with the same predicate. `batch_rows` 0 runs one statement in one transaction.
+    """
+    stats = BatchStats()
+    connection.autocommit = False
+    if batch_rows <= 0:
+        execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned)
+        return stats
+    with connection.cursor() as cursor:
+        pages, density = relation_pages(cursor, table)
+    connection.commit()
+    step = max(1, int(batch_rows / density))
+    last_report = time.monotonic()
+    for start in range(0, pages, step):
+        predicate = f"t.ctid >= '({start},0)'::tid AND t.ctid < '({start + step},0)'::tid"
+        execute_with_retries(connection, statement(predicate), params, limits, stats, keep_returned)
+        if progress and time.monotonic() - last_report >= 5:
+            progress(f"{table}: pages {min(start + step, pages)}/{pages}, {stats.rows} rows changed")
+            last_report = time.monotonic()
+        if limits.pause_s:
+            time.sleep(limits.pause_s)
+    # The catch-up pass: normally finds nothing, so it is a scan holding no row locks for long.
+    execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned)
+    return stats

@@ -1,0 +1,129 @@
+#!/usr/bin/python
+"""Ansible module: one section of WeddingFlo's data normalisation, batched, counted exactly in check mode."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: wfops_normalize
+short_description: One section of the WeddingFlo data normalisation (runbook phases 4 and 9)
+description:
+  - Sections C(rsvp), C(guest_side), C(company_id), C(not_null) and C(client_stats), as the runbook describes them.
+  - Rows change in batches over physical page ranges (one short transaction each, under lock_timeout, retried
+    when a lock, deadlock or serialization failure hits), then a catch-up pass; batch_size 0 runs one transaction.
+  - In check mode, counts exactly the rows the same predicates would change, and changes nothing.
+  - Refuses when the connecting role is subject to row-level security on the section's tables.
+options:
+  database_url: {description: postgresql:// URL of a session/direct connection., type: str, required: true}
+  section:
+    description: The section to run.
+    type: str
+    required: true
+    choices: [rsvp, guest_side, company_id, not_null, client_stats]
+  rsvp_map: {description: Legacy RSVP value to canonical value., type: dict, default: {}}
+  rsvp_canonical: {description: Canonical RSVP values (kept)., type: list, elements: str, default: []}
+  rsvp_fallback: {description: Value for anything neither canonical nor mapped., type: str, default: pending}
+  side_map: {description: Legacy guest side to canonical side., type: dict, default: {}}
+  side_canonical: {description: Canonical guest sides (kept)., type: list, elements: str, default: []}
+  company_id_tables:
+    description: Child tables whose company_id is copied from their parent (table, parent, foreign_key).
+    type: list
+    elements: dict
+    default: []
+  not_null_columns: {description: Columns (table, column) to SET NOT NULL., type: list, elements: dict, default: []}
+  batch_size: {description: Rows per batch (0 = one transaction)., type: int, default: 5000}
+  lock_timeout: {description: lock_timeout of each batch., type: str, default: 2s}
+  statement_timeout: {description: statement_timeout of each batch., type: str, default: 5min}
+  retries: {description: Retries of a batch that could not get its locks., type: int, default: 5}
+  retry_delay: {description: Seconds before the first retry (grows linearly)., type: float, default: 0.5}
+  pause: {description: Seconds to pause between batches., type: float, default: 0}
+  touch_updated_at: {description: Set updated_at = now() on changed rows., type: bool, default: true}
+  sample_size: {description: Example rows reported (client_stats before -> after)., type: int, default: 5}
+author: wfops
+"""
+
+EXAMPLES = r"""
+- name: Normalise RSVP values
+  wfops_normalize:
+    database_url: "{{ wfops_database_url }}"
+    section: rsvp
+    rsvp_map: {attending: confirmed, "yes": confirmed, "no": declined}
+    rsvp_canonical: [confirmed, declined, maybe, pending]
+"""
+
+RETURN = r"""
+rows:
+  description: Rows changed (in check mode, rows that would change).
+  type: int
+  returned: always
+detail:
+  description: Per value, per table or per column results, or client stats before -> after.
+  type: list
+  returned: always
+"""
+
+from dataclasses import asdict
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.wfops_normalize import SECTIONS, Options, normalize_section
+from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, Limits, connect, psycopg2_missing
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "database_url": {"type": "str", "required": True, "no_log": True},
+            "section": {"type": "str", "required": True, "choices": list(SECTIONS)},
+            "rsvp_map": {"type": "dict", "default": {}},
+            "rsvp_canonical": {"type": "list", "elements": "str", "default": []},
+            "rsvp_fallback": {"type": "str", "default": "pending"},
+            "side_map": {"type": "dict", "default": {}},
+            "side_canonical": {"type": "list", "elements": "str", "default": []},
+            "company_id_tables": {"type": "list", "elements": "dict", "default": []},
+            "not_null_columns": {"type": "list", "elements": "dict", "default": []},
+            "batch_size": {"type": "int", "default": 5000},
+            "lock_timeout": {"type": "str", "default": "2s"},
+            "statement_timeout": {"type": "str", "default": "5min"},
+            "retries": {"type": "int", "default": 5},
+            "retry_delay": {"type": "float", "default": 0.5},
+            "pause": {"type": "float", "default": 0},
+            "touch_updated_at": {"type": "bool", "default": True},
+            "sample_size": {"type": "int", "default": 5},
+        },
+        supports_check_mode=True,
+    )
+    missing = psycopg2_missing()
+    if missing:
+        module.fail_json(msg=missing_required_lib(PSYCOPG2_HINT), exception=missing)
+    p = module.params
+    options = Options(
+        rsvp_map={str(k): str(v) for k, v in p["rsvp_map"].items()},
+        rsvp_canonical=p["rsvp_canonical"],
+        rsvp_fallback=p["rsvp_fallback"],
+        side_map={str(k): str(v) for k, v in p["side_map"].items()},
+        side_canonical=p["side_canonical"],
+        company_id_tables=p["company_id_tables"],
+        not_null_columns=p["not_null_columns"],
+        batch_size=p["batch_size"],
+        touch_updated_at=p["touch_updated_at"],
+        sample_size=p["sample_size"],
+        limits=Limits(
+            lock_timeout=p["lock_timeout"],
+            statement_timeout=p["statement_timeout"],
+            retries=p["retries"],
+            retry_delay_s=p["retry_delay"],
+            pause_s=p["pause"],
+        ),
+    )
+    try:
+        connection = connect(p["database_url"], f"wfops-normalize-{p['section']}")
+        try:
+            result = normalize_section(connection, p["section"], options, check_mode=module.check_mode)
+        finally:
+            connection.close()
+    except DatabaseError as exc:
+        module.fail_json(msg=str(exc), **exc.facts)
+    module.exit_json(changed=result.rows > 0, **asdict(result))
+
+
+if __name__ == "__main__":
+    main()
