@@ -66,6 +66,17 @@ class SandboxHandle:
     def connect(self) -> psycopg2.extensions.connection:
         return psycopg2.connect(self.ops_url)
 
+    def superuser(self) -> psycopg2.extensions.connection:
+        """The cluster's superuser over its private socket (for what even the owner role may not do)."""
+        import json
+
+        port = json.loads((self.directory / "state.json").read_text())["port"]
+        connection = psycopg2.connect(
+            PostgresCluster(base_dir=self.directory / "pg", port=port).admin_dsn("weddingflo")
+        )
+        connection.autocommit = True
+        return connection
+
     def wfops(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         return run_wfops(*args, env=self.env, check=check)
 

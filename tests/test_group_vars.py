@@ -23,6 +23,10 @@ FAKE_VAULT = (
     "vault_wfops_host_address=203.0.113.7",
     "-e",
     "vault_wfops_database_url=postgresql://ops@203.0.113.8:5432/postgres",
+    "-e",
+    "vault_wfops_dokploy_api_key=not-a-real-key",
+    "-e",
+    "vault_wfops_smoke_password=not-a-real-password",
 )
 
 
@@ -31,6 +35,8 @@ def fake_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A sandbox directory holding only a database URL, so the local guard finds its setting."""
     directory = tmp_path_factory.mktemp("fake-sandbox")
     (directory / "database_url").write_text("postgresql://postgres@127.0.0.1:1/weddingflo")
+    (directory / "dokploy_api_key").write_text("not-a-real-key")
+    (directory / "smoke_password").write_text("not-a-real-password")
     previous = os.environ.get("WFOPS_SANDBOX_DIR")
     os.environ["WFOPS_SANDBOX_DIR"] = str(directory)
     yield

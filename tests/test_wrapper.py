@@ -66,6 +66,8 @@ def _wfops(project: Path, *args: str, extra_env: dict[str, str] | None = None):
     sandbox = project / ".sandbox"
     sandbox.mkdir(exist_ok=True)
     (sandbox / "database_url").write_text("postgresql://postgres@127.0.0.1:1/weddingflo")
+    (sandbox / "dokploy_api_key").write_text("not-a-real-key")
+    (sandbox / "smoke_password").write_text("not-a-real-password")
     env = {**os.environ, "WFOPS_HOME": str(project), "WFOPS_SANDBOX_DIR": str(sandbox), **(extra_env or {})}
     return run_wfops(*args, env=env)
 

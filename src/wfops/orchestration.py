@@ -103,7 +103,7 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
     run_dir.mkdir(parents=True, exist_ok=False)
     started = _now()
     progress.run_started(run_id, request.env, request.command)
-    extravars = {**request.extravars, "run_id": run_id}
+    extravars = {**request.extravars, "run_id": run_id, "wfops_run_dir": str(run_dir)}
     if request.release_ref:
         extravars["release_ref"] = request.release_ref
 

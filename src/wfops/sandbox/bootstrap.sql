@@ -9,3 +9,5 @@ CREATE ROLE postgres LOGIN CREATEDB CREATEROLE BYPASSRLS PASSWORD %(ops_password
 CREATE ROLE weddingflo_app LOGIN NOBYPASSRLS PASSWORD %(app_password)s;
 GRANT anon, authenticated, service_role TO postgres;
 GRANT authenticated TO weddingflo_app;
+-- The owner may act as the app's role (SET ROLE) for the smoke phase's tenant-isolation checks.
+GRANT weddingflo_app TO postgres;

@@ -118,3 +118,11 @@ FROM seed_clients s WHERE clients.id = s.id AND mod(s.n, 10) = 3 AND clients.del
 
 UPDATE clients SET budget = '0'
 FROM seed_clients s WHERE clients.id = s.id AND mod(s.n, 10) = 7 AND clients.deleted_at IS NULL;
+
+-- The smoke phase's account (Better Auth email/password), in the first company; its password hash is a
+-- parameter, the password itself lives in the sandbox's 0600 smoke_password file.
+INSERT INTO users (id, name, email, email_verified, company_id, role)
+SELECT 'user-smoke', 'Smoke Tester', 'smoke@weddingflo.test', true, id, 'planner' FROM seed_companies WHERE n = 0;
+
+INSERT INTO accounts (id, account_id, provider_id, user_id, password)
+VALUES ('account-smoke', 'user-smoke', 'credential', 'user-smoke', %(smoke_password_hash)s);

@@ -6,7 +6,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +22,7 @@ from wfops.drizzle import migrate, read_migrations
 from wfops.pgcluster import PostgresCluster, free_port
 from wfops.project import project_root
 from wfops.sandbox.inspect import LegacyCounts, legacy_counts, migration_state
+from wfops.sandbox.passwords import hash_password
 
 DATABASE = "weddingflo"
 OPS_ROLE = "postgres"
@@ -53,6 +58,9 @@ class SandboxStatus:
     migration_head: str | None = None
     migrations_pending: int | None = None
     legacy: dict[str, Any] | None = None
+    app_url: str | None = None
+    app_commit: str | None = None
+    dokploy_url: str | None = None
 
 
 def sandbox_dir() -> Path:
@@ -125,6 +133,7 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
         cluster = _cluster(base, int(state["port"]))
         if not cluster.running():
             cluster.start()
+        start_services(base, log)
         log(f"sandbox already up with {state['guests']} guests; `wfops sandbox down` first to rebuild it")
         return status()
     migrations_dir = app_dir() / "drizzle"
@@ -155,8 +164,9 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
             f"sandbox: seeding legacy data ({sizes['guests']} guests, {sizes['clients']} clients, "
             f"{sizes['companies']} companies)"
         )
+        smoke_password = os.environ.get("WFOPS_SANDBOX_SMOKE_PASSWORD") or secrets.token_urlsafe(18)
         with connection, connection.cursor() as cursor:
-            cursor.execute(_sql_resource("seed.sql"), sizes)
+            cursor.execute(_sql_resource("seed.sql"), {**sizes, "smoke_password_hash": hash_password(smoke_password)})
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
@@ -164,14 +174,76 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
         connection.close()
     _write_private(base / "database_url", ops_url)
     _write_private(base / "app_database_url", _database_url(APP_ROLE, app_password, port))
+    _write_private(base / "smoke_password", smoke_password)
+    _write_private(base / "dokploy_api_key", os.environ.get("WFOPS_SANDBOX_DOKPLOY_KEY") or secrets.token_urlsafe(32))
+    _write_private(base / "app_secret", secrets.token_urlsafe(32))
     _write_private(_state_file(base), json.dumps({"port": port, "guests": guests, "database": DATABASE}))
+    start_services(base, log)
     log(f"sandbox: up in {time.monotonic() - started:.1f}s")
     return status()
 
 
+def start_services(base: Path, log: Any) -> dict[str, Any]:
+    """Start the app and Dokploy stand-ins (one background process) unless they run already."""
+    running = services(base)
+    if running is not None:
+        return running
+    (base / "services.json").unlink(missing_ok=True)
+    log_file = (base / "services.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wfops.sandbox.services", str(base)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        described = services(base)
+        if described is not None:
+            log(
+                f"sandbox: WeddingFlo app stand-in on {described['app_url']}, Dokploy API stand-in on "
+                f"{described['dokploy_url']}"
+            )
+            return described
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise SandboxError(f"the sandbox's app and Dokploy stand-ins did not start; see {base / 'services.log'}")
+
+
+def services(base: Path | None = None) -> dict[str, Any] | None:
+    """The running stand-ins (urls, ids, pid), or None."""
+    path = (base or sandbox_dir()) / "services.json"
+    if not path.is_file():
+        return None
+    described = json.loads(path.read_text())
+    try:
+        os.kill(int(described["pid"]), 0)
+    except ProcessLookupError:
+        return None
+    return described
+
+
+def _stop_services(base: Path) -> None:
+    described = services(base)
+    if described is None:
+        return
+    pid = int(described["pid"])
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+
+
 def down(log: Any = print) -> None:
-    """Stop the sandbox's server and delete its data."""
+    """Stop the sandbox's server and stand-ins and delete its data."""
     base = sandbox_dir()
+    _stop_services(base)
     state = _load_state(base)
     if state is not None:
         _cluster(base, int(state["port"])).destroy()
@@ -215,7 +287,21 @@ def status() -> SandboxStatus:
         migration_head=migration.head_tag,
         migrations_pending=pending,
         legacy=asdict(counts),
+        **_services_status(base),
     )
+
+
+def _services_status(base: Path) -> dict[str, Any]:
+    described = services(base)
+    if described is None:
+        return {}
+    commit = None
+    try:
+        with urllib.request.urlopen(described["app_url"] + "/api/health", timeout=2) as response:  # noqa: S310
+            commit = json.loads(response.read()).get("commit")
+    except (OSError, ValueError):
+        commit = None
+    return {"app_url": described["app_url"], "app_commit": commit, "dokploy_url": described["dokploy_url"]}
 
 
 def render_status(current: SandboxStatus) -> str:
@@ -234,5 +320,7 @@ def render_status(current: SandboxStatus) -> str:
             f"guest_side {legacy.get('legacy_guest_side')}, "
             f"clients with drifted stats {legacy.get('clients_with_stats_drift')}",
             f"NULL company_id: {nulls}",
+            f"app stand-in: {current.app_url or 'not running'} (commit {current.app_commit}); "
+            f"Dokploy stand-in: {current.dokploy_url or 'not running'}",
         ]
     )
