@@ -9,6 +9,8 @@ APP := sandbox-app
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 GUESTS ?= 3000
+# The tests wait on subprocesses and servers far more than on the CPU: three workers fit two cores.
+PYTEST_WORKERS ?= 3
 
 .PHONY: help setup demo test lint pytest molecule bench sandbox-up sandbox-down sandbox-status clean
 
@@ -42,7 +44,7 @@ lint: setup ## ruff and ansible-lint
 	$(BIN)/ansible-lint --profile production
 
 pytest: setup ## the pytest suite (starts its own PostgreSQL clusters)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 molecule: setup ## every molecule scenario, delegated driver on localhost
 	@for f in molecule/*/molecule.yml; do s=$$(basename $$(dirname $$f)); echo "== molecule $$s"; $(BIN)/molecule test -s $$s || exit 1; done

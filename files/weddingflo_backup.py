@@ -10,7 +10,9 @@ from argv, and reaches the PostgreSQL tools as libpq environment variables.
   list [--json]
   verify ID [--restore-drill]
   prune [--dry-run] [--json]
-  restore ID --dbname NAME [--jobs N]
+  restore ID --dbname NAME [--jobs N] [--lock-timeout 30s]
+  compare ID
+  changes-since TIME|ID [--sample N]
 
 Exit status: 0 done, 1 failed (one sentence on stderr says why), 2 bad usage.
 """
@@ -825,6 +827,25 @@ def _restore_list(settings: Settings, archive: Path, directory: Path) -> Path:
     return path
 
 
+_TABLE_ENTRY = re.compile(r"^\d+; \d+ \d+ TABLE (\S+) (\S+) ")
+
+
+def _drop_tables_sql(list_file: Path, lock_timeout: str) -> str:
+    """DROP TABLE ... CASCADE for every table of the archive.
+
+    pg_restore --clean drops the archive's own objects, but objects created after the backup (a foreign key a
+    later migration added, a policy) still depend on them and make those drops fail: CASCADE removes them with
+    the tables they hang on, and the restore recreates everything the backup had.
+    """
+    statements = [f"SET lock_timeout = '{lock_timeout}';" if lock_timeout else ""]
+    for line in list_file.read_text().splitlines():
+        match = _TABLE_ENTRY.match(line)
+        if match:
+            schema, table = (name.replace('"', '""') for name in match.groups())
+            statements.append(f'DROP TABLE IF EXISTS "{schema}"."{table}" CASCADE;')
+    return "\n".join(statements) + "\n"
+
+
 def _pg_restore(
     settings: Settings,
     database: Database,
@@ -834,31 +855,75 @@ def _pg_restore(
     clean: bool,
     jobs: int,
     single_transaction: bool,
+    lock_timeout: str = "",
 ) -> None:
     use_list = _restore_list(settings, archive, archive.parent)
-    command = [
-        _tool_path(settings, "pg_restore"),
-        "--no-password",
-        "--exit-on-error",
-        f"--dbname={dbname}",
-        f"--use-list={use_list}",
-    ]
+    env = _child_env(database, dbname)
+    if lock_timeout:
+        # Waiting for the app's locks forever would stall the rollback: give up instead, with the reason.
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lock_timeout={lock_timeout}".strip()
+    restore = [_tool_path(settings, "pg_restore"), "--no-password", f"--use-list={use_list}"]
     if clean:
-        command += ["--clean", "--if-exists"]
-    if single_transaction:
-        command.append("--single-transaction")
-    elif jobs > 1:
-        command.append(f"--jobs={jobs}")
-    command.append(str(archive))
+        restore += ["--clean", "--if-exists"]
+    psql = [_tool_path(settings, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", dbname]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=_child_env(database, dbname), check=False)
+        if clean and single_transaction:
+            # One transaction around the drops and the whole restore: a failure leaves the database as it was.
+            result = _restore_through_psql(
+                [*restore, "--file=-", str(archive)],
+                [*psql, "--single-transaction"],
+                env,
+                _drop_tables_sql(use_list, lock_timeout),
+            )
+        else:
+            if clean:
+                prelude = subprocess.run(
+                    psql,
+                    input=_drop_tables_sql(use_list, lock_timeout),
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    check=False,
+                )
+                if prelude.returncode != 0:
+                    raise BackupError(
+                        f"dropping the old tables in {dbname} failed: {' '.join(prelude.stderr.split())[-400:]}"
+                    )
+            command = [*restore, "--exit-on-error", f"--dbname={dbname}"]
+            command += ["--single-transaction"] if single_transaction else ([f"--jobs={jobs}"] if jobs > 1 else [])
+            result = subprocess.run([*command, str(archive)], capture_output=True, text=True, env=env, check=False)
     finally:
         use_list.unlink(missing_ok=True)
     if result.returncode != 0:
         raise BackupError(f"pg_restore into {dbname} failed: {' '.join(result.stderr.split())[-400:]}")
 
 
-def restore(settings: Settings, backup: Backup, dbname: str, jobs: int) -> dict[str, Any]:
+def _restore_through_psql(
+    restore: list[str], psql: list[str], env: dict[str, str], prelude: str
+) -> subprocess.CompletedProcess[str]:
+    """pg_restore's SQL, after `prelude`, piped into one psql transaction."""
+    reader = subprocess.Popen(restore, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    writer = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert reader.stdout is not None and writer.stdin is not None
+    try:
+        writer.stdin.write(prelude.encode())
+        shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
+    except BrokenPipeError:
+        pass  # psql stopped at the first error; its stderr says which
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            writer.stdin.close()
+    psql_errors = writer.stderr.read() if writer.stderr else b""
+    writer.wait()
+    reader.stdout.close()
+    reader.wait()
+    reader_errors = reader.stderr.read() if reader.stderr else b""
+    code = writer.returncode or reader.returncode
+    errors = (psql_errors or b"") + reader_errors
+    return subprocess.CompletedProcess(restore, code, "", errors.decode(errors="replace"))
+
+
+def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
     """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
@@ -867,8 +932,91 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int) -> dict[
     database.refuse_pooler()
     started = time.monotonic()
     progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
-    _pg_restore(settings, database, dbname, backup.archive, clean=True, jobs=jobs, single_transaction=jobs <= 1)
+    _pg_restore(
+        settings,
+        database,
+        dbname,
+        backup.archive,
+        clean=True,
+        jobs=jobs,
+        single_transaction=jobs <= 1,
+        lock_timeout=lock_timeout,
+    )
     return {"id": backup.backup_id, "dbname": dbname, "duration_s": round(time.monotonic() - started, 3)}
+
+
+def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
+    """The live database against the backup's manifest: Drizzle's migration head and every table's row count."""
+    database = Database.from_url(settings.database_url)
+    session = connect(settings, database)
+    try:
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        counts = table_row_counts(session, tuple(backup.manifest.get("schemas", settings.schemas)))
+        head = migration_head(session)
+        session.query("COMMIT")
+    finally:
+        session.close()
+    expected = backup.manifest.get("row_counts", {})
+    mismatches = [
+        f"{table}: {counts.get(table)} rows, the manifest says {expected.get(table)}"
+        for table in sorted(set(expected) | set(counts))
+        if counts.get(table) != expected.get(table)
+    ]
+    if head != backup.manifest.get("migration_head"):
+        mismatches.append(f"migration head {head}, the manifest says {backup.manifest.get('migration_head')}")
+    return {
+        "id": backup.backup_id,
+        "result": "failed" if mismatches else "ok",
+        "mismatches": mismatches,
+        "tables_compared": len(expected),
+        "migration_head": head,
+    }
+
+
+def changes_since(settings: Settings, since: str, sample: int) -> dict[str, Any]:
+    """Per table, the rows created or updated after `since` (what a restore of an older backup would lose)."""
+    database = Database.from_url(settings.database_url)
+    session = connect(settings, database)
+    quoted_since = "'" + since.replace("'", "''") + "'::timestamptz"
+    try:
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        tables = session.query(
+            "SELECT format('%I.%I', c.table_schema, c.table_name),"
+            " bool_or(c.column_name = 'created_at' AND c.data_type LIKE 'timestamp%'),"
+            " bool_or(c.column_name = 'updated_at' AND c.data_type LIKE 'timestamp%'),"
+            " bool_or(c.column_name = 'id')"
+            " FROM information_schema.columns c JOIN information_schema.tables t"
+            " ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'"
+            f" WHERE c.table_schema = ANY({_quoted_list(settings.schemas)})"
+            " GROUP BY 1 ORDER BY 1"
+        )
+        report = []
+        for name, has_created, has_updated, has_id in tables:
+            stamps = [
+                column
+                for column, present in (("created_at", has_created), ("updated_at", has_updated))
+                if present == "t"
+            ]
+            if not stamps:
+                report.append({"table": name, "rows": None, "note": "no created_at/updated_at: not tracked"})
+                continue
+            condition = " OR ".join(f"{column} > {quoted_since}" for column in stamps)
+            created = f"count(*) FILTER (WHERE created_at > {quoted_since})" if has_created == "t" else "NULL"
+            rows = session.query(f"SELECT count(*), {created} FROM {name} WHERE {condition}")
+            changed, new = int(rows[0][0]), rows[0][1]
+            examples: list[str] = []
+            if changed and has_id == "t" and sample:
+                examples = [
+                    row[0]
+                    for row in session.query(
+                        f"SELECT id::text FROM {name} WHERE {condition} ORDER BY {stamps[-1]} DESC LIMIT {int(sample)}"
+                    )
+                ]
+            report.append({"table": name, "rows": changed, "created": int(new) if new else None, "examples": examples})
+        session.query("COMMIT")
+    finally:
+        session.close()
+    return {"since": since, "tables": report, "rows": sum(t["rows"] or 0 for t in report)}
 
 
 # --------------------------------------------------------------------------- retention
@@ -990,6 +1138,12 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("backup_id", metavar="ID")
     restore_cmd.add_argument("--dbname", required=True, help="database name on DATABASE_URL's server")
     restore_cmd.add_argument("--jobs", type=int, default=1, help="1 = one transaction (all or nothing)")
+    restore_cmd.add_argument("--lock-timeout", default="", help="give up when a lock is not had within (e.g. 30s)")
+    compare_cmd = commands.add_parser("compare", help="the live database against a backup's manifest")
+    compare_cmd.add_argument("backup_id", metavar="ID")
+    since_cmd = commands.add_parser("changes-since", help="rows created/updated after a time (or a backup)")
+    since_cmd.add_argument("since", metavar="TIME|ID", help="an ISO time, or a backup id (its created_at)")
+    since_cmd.add_argument("--sample", type=int, default=3, help="example ids per table")
     return parser
 
 
@@ -1025,8 +1179,18 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{verb} {decision['backup_id']}: {', '.join(decision['reasons'])}")
         return 0
     if args.command == "restore":
-        result = restore(settings, find_backup(settings.backup_dir, args.backup_id), args.dbname, args.jobs)
+        backup = find_backup(settings.backup_dir, args.backup_id)
+        print(json.dumps(restore(settings, backup, args.dbname, args.jobs, args.lock_timeout), sort_keys=True))
+        return 0
+    if args.command == "compare":
+        result = compare_with_manifest(settings, find_backup(settings.backup_dir, args.backup_id))
         print(json.dumps(result, sort_keys=True))
+        return 0 if result["result"] == "ok" else 1
+    if args.command == "changes-since":
+        since = args.since
+        if NAME_PATTERN.match(since) or since == "latest":
+            since = find_backup(settings.backup_dir, since).manifest["created_at"]
+        print(json.dumps(changes_since(settings, since, args.sample), sort_keys=True))
         return 0
     raise AssertionError(args.command)
 

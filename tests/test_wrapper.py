@@ -50,7 +50,7 @@ def project(tmp_path: Path) -> Path:
     root.mkdir()
     for name in ("ansible.cfg", "release.yml", "rollback.yml"):
         shutil.copy(REPO / name, root / name)
-    for name in ("group_vars", "playbooks", "roles"):
+    for name in ("group_vars", "playbooks", "roles", "plugins", "files"):
         shutil.copytree(REPO / name, root / name)
     shutil.copytree(REPO / "inventory", root / "inventory", symlinks=True)
     # Every phase role becomes a stand-in that reports skipped, so the wrapper is tested on its own.

@@ -196,10 +196,22 @@ def deploy_release(
     client: Dokploy, *, title: str, description: str, health: Health | None, log_tail: int, check_mode: bool
 ) -> DeployResult:
     """Record the current deployment, queue the release, find it, wait for it, then for the app's health."""
-    timing = client.timing
     result = DeployResult(previous=summarize(last_done(client.deployments())), title=title, check_mode=check_mode)
     if check_mode:
         return result
+    try:
+        return _deploy_and_wait(client, result, description, health, log_tail)
+    except DeployError as exc:
+        # Whatever failed, the rollback phase needs to know where to return to.
+        exc.facts.setdefault("previous", result.previous)
+        raise
+
+
+def _deploy_and_wait(
+    client: Dokploy, result: DeployResult, description: str, health: Health | None, log_tail: int
+) -> DeployResult:
+    timing = client.timing
+    title = result.title
     if any(row.get("title") == title for row in client.deployments()):
         raise DeployError(f"a deployment titled {title!r} exists already: titles must be unique per release run")
     started = time.monotonic()
@@ -239,6 +251,19 @@ def deploy_release(
             deployment=result.deployment,
             logs=logs,
         )
+    if health is not None:
+        result.health_s = wait_healthy(health, timing)
+        result.health = {"url": health.url, "last": health.last, "commit": health.observed_commit}
+    return result
+
+
+def rollback_to(client: Dokploy, rollback_id: str, health: Health | None) -> DeployResult:
+    """Dokploy's rollback (synchronous swarm update to an earlier image), then the app's health."""
+    timing = client.timing
+    result = DeployResult(previous=summarize(last_done(client.deployments())), title=f"rollback {rollback_id}")
+    started = time.monotonic()
+    client.rollback(rollback_id)
+    result.build_s = round(time.monotonic() - started, 3)
     if health is not None:
         result.health_s = wait_healthy(health, timing)
         result.health = {"url": health.url, "last": health.last, "commit": health.observed_commit}

@@ -29,6 +29,10 @@ options:
   commit_field: {description: Field of the health JSON holding the commit., type: str, default: commit}
   log_tail: {description: Log lines read from a failed deployment., type: int, default: 100}
   attempts: {description: Attempts per API call on 5xx or network errors., type: int, default: 3}
+  rollback_id:
+    description: Instead of deploying, roll back to this Dokploy rollbackId (rollback.rollback), then wait for health.
+    type: str
+    default: ""
 author: wfops
 """
 
@@ -53,7 +57,15 @@ health_s: {description: Seconds until the app was healthy., type: float, returne
 from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wfops_dokploy import DeployError, Dokploy, Health, Service, Timing, deploy_release
+from ansible.module_utils.wfops_dokploy import (
+    DeployError,
+    Dokploy,
+    Health,
+    Service,
+    Timing,
+    deploy_release,
+    rollback_to,
+)
 
 
 def main() -> None:
@@ -74,6 +86,7 @@ def main() -> None:
             "commit_field": {"type": "str", "default": "commit"},
             "log_tail": {"type": "int", "default": 100},
             "attempts": {"type": "int", "default": 3},
+            "rollback_id": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -88,14 +101,17 @@ def main() -> None:
     client = Dokploy(Service(p["api_url"], p["api_key"], p["service_type"], p["service_id"]), timing)
     health = Health(p["health_url"], p["expected_commit"] or None, p["commit_field"]) if p["health_url"] else None
     try:
-        result = deploy_release(
-            client,
-            title=p["title"],
-            description=p["description"],
-            health=health,
-            log_tail=p["log_tail"],
-            check_mode=module.check_mode,
-        )
+        if p["rollback_id"] and not module.check_mode:
+            result = rollback_to(client, p["rollback_id"], health)
+        else:
+            result = deploy_release(
+                client,
+                title=p["title"],
+                description=p["description"],
+                health=health,
+                log_tail=p["log_tail"],
+                check_mode=module.check_mode,
+            )
     except DeployError as exc:
         module.fail_json(msg=str(exc), **exc.facts)
     module.exit_json(changed=not module.check_mode, **asdict(result))

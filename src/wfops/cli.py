@@ -5,23 +5,25 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from wfops.orchestration import RunRequest, SecretInExtraVarsError, execute
+from wfops.orchestration import AdminError, RunRequest, SecretInExtraVarsError, execute, new_run_id, run_admin
 from wfops.pgcluster import PostgresUnavailableError
 from wfops.phases import (
     PHASES,
     RELEASE_ORDER,
+    RELEASE_PLAYBOOK,
     NotAReleasePhaseError,
     UnknownPhaseError,
     get_phase,
     release_phases,
 )
 from wfops.progress import ProgressPrinter
-from wfops.project import ENVIRONMENTS, UnknownEnvironmentError, inventory_path
-from wfops.results import RunSummary, render_table
+from wfops.project import ENVIRONMENTS, UnknownEnvironmentError, inventory_path, runs_dir
+from wfops.results import RunSummary, render_backups, render_history, render_table
 from wfops.sandbox import service as sandbox
 
 EXIT_OK = 0
@@ -96,12 +98,127 @@ def _release(args: argparse.Namespace) -> int:
         env=args.env,
         command="release",
         phases=phases,
-        extravars=_parse_extravars(args.extra_vars),
+        extravars={**_parse_extravars(args.extra_vars), "wfops_release_from": phases[0].name},
         check_mode=args.check,
         release_ref=args.ref,
         resumed_past=skipped,
+        playbook=RELEASE_PLAYBOOK,
     )
     return _finish(execute(request, ProgressPrinter()), args.json)
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    inventory_path(args.env)
+    extravars: dict[str, Any] = {**_parse_extravars(args.extra_vars), "rollback_database": args.database}
+    if args.backup:
+        extravars["rollback_backup_id"] = args.backup
+    phases = [get_phase("rollback"), get_phase("smoke")]
+    if args.database and not args.confirm:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "--database restores an older database and loses newer rows: pass --confirm <backup-id> "
+                "(there is no terminal to ask on)"
+            )
+        plan = execute(
+            RunRequest(args.env, "rollback (plan)", phases, extravars, True, playbook="playbooks/rollback.yml"),
+            ProgressPrinter(),
+        )
+        database = (plan.phases[0].result.get("database") or {}) if plan.phases else {}
+        print(render_table(plan))
+        backup = database.get("backup") or args.backup or "?"
+        print(f"\nRestoring {backup} loses {database.get('rows_lost', '?')} rows written since it was taken.")
+        answer = input(f"Type the backup id ({backup}) to restore it, anything else to stop: ").strip()
+        if answer != backup:
+            print("wfops: stopped; nothing was restored", file=sys.stderr)
+            return EXIT_PHASE_FAILED
+        args.confirm = answer
+    if args.confirm:
+        extravars["rollback_confirm"] = args.confirm
+    request = RunRequest(args.env, "rollback", phases, extravars, args.check, playbook="playbooks/rollback.yml")
+    return _finish(execute(request, ProgressPrinter()), args.json)
+
+
+def _admin(args: argparse.Namespace) -> int:
+    inventory_path(args.env)
+    action = f"lock-{args.lock_command}" if args.command == "lock" else args.command
+    if action == "lock-release" and not getattr(args, "force", False):
+        raise UsageError("wfops lock release removes another run's lock: check `wfops lock status` first, then --force")
+    report = run_admin(args.env, action, ProgressPrinter(show_tasks=False))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    if args.command == "lock":
+        lock = report.get("lock") or {}
+        holder = lock.get("holder") or {}
+        if action == "lock-release":
+            print(
+                f"released the lock of {holder.get('who', '?')} (run {holder.get('run_id', '?')})"
+                if holder
+                else "no lock was held"
+            )
+        elif lock.get("held"):
+            stale = " (possibly stale)" if holder.get("stale") else ""
+            print(
+                f"held by {holder.get('who')} - {holder.get('kind')} of {holder.get('ref')}, "
+                f"run {holder.get('run_id')}, since {holder.get('since')}{stale}"
+            )
+        else:
+            print("not held")
+    elif args.command == "history":
+        print(render_history(report.get("history") or []))
+    else:
+        print(render_backups(report.get("backups") or []))
+    return EXIT_OK
+
+
+def _duration(text: str) -> float:
+    """24h, 15m, 30s or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{text!r} is not a duration (like 24h, 15m, 30s)") from None
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    """Check the eight signals now, or every --every for --watch; stop at the first failing signal."""
+    inventory_path(args.env)
+    watch, every = _duration(args.watch), _duration(args.every)
+    deadline = time.monotonic() + watch
+    history = runs_dir() / f"monitor-{args.env}-{new_run_id()}.jsonl"
+    history.parent.mkdir(parents=True, exist_ok=True)
+    checks = 0
+    while True:
+        request = RunRequest(args.env, "monitor", [get_phase("monitor")], _parse_extravars(args.extra_vars))
+        summary = execute(request, ProgressPrinter(show_tasks=False))
+        checks += 1
+        signals = summary.phases[0].result.get("signals") or [] if summary.phases else []
+        with history.open("a") as handle:
+            handle.write(
+                json.dumps(
+                    {
+                        "at": summary.finished_at,
+                        "run_id": summary.run_id,
+                        "status": summary.status,
+                        "signals": {s["name"]: s["status"] for s in signals},
+                    }
+                )
+                + "\n"
+            )
+        if summary.status != "successful" or time.monotonic() + every > deadline:
+            print(f"monitor: {checks} check(s), history in {history}", file=sys.stderr)
+            return _finish(summary, args.json)
+        time.sleep(every)
+
+
+def _report(args: argparse.Namespace) -> int:
+    path = runs_dir() / args.run_id / "summary.json"
+    if not path.is_file():
+        raise UsageError(f"no run {args.run_id!r} under {runs_dir()} (summary.json missing)")
+    summary = RunSummary.from_dict(json.loads(path.read_text()))
+    return _finish(summary, args.json)
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -167,6 +284,39 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(release)
     release.set_defaults(handler=_release)
 
+    rollback = commands.add_parser("rollback", help="return to the previous release (code; --database too)")
+    rollback.add_argument("--database", action="store_true", help="also restore the release's backup")
+    rollback.add_argument("--backup", metavar="ID|latest", help="the backup to restore (default: the release's)")
+    rollback.add_argument("--confirm", metavar="ID", help="the backup id, confirming the database restore")
+    run_options(rollback)
+    rollback.set_defaults(handler=_rollback)
+
+    lock = commands.add_parser("lock", help="the host's release lock")
+    lock.add_argument("lock_command", choices=["status", "release"])
+    lock.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    lock.add_argument("--force", action="store_true", help="release a lock held by another run")
+    lock.add_argument("--json", action="store_true")
+    lock.set_defaults(handler=_admin)
+
+    for name, text in (("history", "the host's ledger of releases and rollbacks"), ("backups", "the host's backups")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--env", required=True, choices=ENVIRONMENTS)
+        sub.add_argument("--json", action="store_true")
+        sub.set_defaults(handler=_admin)
+
+    monitor = commands.add_parser("monitor", help="the runbook's eight first-day signals, once or watched")
+    monitor.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    monitor.add_argument("--watch", default="0", help="keep checking this long (24h); 0 = once")
+    monitor.add_argument("--every", default="15m", help="between checks while watching")
+    monitor.add_argument("-e", "--extra-var", dest="extra_vars", action="append", default=[], metavar="KEY=VALUE")
+    monitor.add_argument("--json", action="store_true")
+    monitor.set_defaults(handler=_monitor)
+
+    report = commands.add_parser("report", help="the summary of an earlier run")
+    report.add_argument("run_id", metavar="RUN_ID")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(handler=_report)
+
     box = commands.add_parser("sandbox", help="the local sandbox database")
     box_commands = box.add_subparsers(dest="sandbox_command", required=True)
     box_up = box_commands.add_parser("up", help="create and seed the sandbox at migration 0022")
@@ -192,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as exc:
         print(f"wfops: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except AdminError as exc:
+        print(f"wfops: {exc}", file=sys.stderr)
+        return EXIT_PHASE_FAILED
     except (PostgresUnavailableError, sandbox.SandboxError) as exc:
         print(f"wfops: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT

@@ -6,9 +6,10 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from wfops.phases import RELEASE_PLAYBOOK, Phase
+from wfops.phases import Phase, get_phase, phase_for_role
 from wfops.progress import ProgressPrinter
 from wfops.project import inventory_path, project_root, runs_dir
 from wfops.results import PhaseResult, RunSummary, summary_status
@@ -39,6 +40,8 @@ class RunRequest:
     release_ref: str | None = None
     # Release phases not run because the release resumes after them.
     resumed_past: list[Phase] = field(default_factory=list)
+    # One playbook that runs all the phases (release.yml, rollback.yml); None = each phase's own playbook.
+    playbook: str | None = None
 
 
 def new_run_id() -> str:
@@ -78,10 +81,11 @@ def phase_result(phase: Phase, outcome: PlaybookOutcome, earlier_failure: str | 
 
 
 def _guard_error(outcome: PlaybookOutcome) -> str | None:
-    """A failure outside every phase role (the play's guards), or a run that died without one."""
-    for role, message in outcome.failures.items():
-        if role == "" or role == "wfops_common":
-            return message
+    """A failure outside every phase role (a guard, the release lock) when no phase failed, or a run that died."""
+    if any(phase_for_role(role) is not None for role in outcome.failures):
+        return None
+    for message in outcome.failures.values():
+        return message
     if not outcome.successful and not outcome.failures:
         return f"ansible-runner ended {outcome.runner_status} (rc {outcome.rc}); see the run's artifacts"
     return None
@@ -112,21 +116,26 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
         for p in request.resumed_past
     ]
     error: str | None = None
-    if request.command == "release":
-        start = request.phases[0].name
+    outcome: PlaybookOutcome | None = None
+    if request.playbook is not None:
+        # One playbook running several phases (release.yml, rollback.yml).
         outcome = run_playbook(
             project_dir=root,
             private_data_dir=run_dir,
-            playbook=root / RELEASE_PLAYBOOK,
+            playbook=root / request.playbook,
             inventory=inventory_path(request.env, root),
-            extravars={**extravars, "wfops_release_from": start},
+            extravars=extravars,
             check_mode=request.check_mode,
             progress=progress,
-            ident="release",
+            ident=Path(request.playbook).stem,
         )
         error = _guard_error(outcome)
         for phase in request.phases:
             results.append(phase_result(phase, outcome, _first_failure(results) or error))
+        rollback = get_phase("rollback")
+        if rollback not in request.phases and rollback.stats_key in outcome.stats_data:
+            # The release rolled its code back by itself (release_auto_rollback).
+            results.append(phase_result(rollback, outcome, None))
     else:
         for index, phase in enumerate(request.phases, start=1):
             earlier = _first_failure(results) or error
@@ -146,6 +155,7 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
             error = error or _guard_error(outcome)
             results.append(phase_result(phase, outcome, error))
 
+    release_report = (outcome.stats_data.get("wfops_release") or {}) if outcome else {}
     summary = RunSummary(
         run_id=run_id,
         env=request.env,
@@ -157,7 +167,33 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
         check_mode=request.check_mode,
         release_ref=request.release_ref,
         error=error,
+        rollback_command=release_report.get("rollback_command"),
     )
     summary.write_json(run_dir / "summary.json")
     summary.write_junit(run_dir / "junit.xml")
     return summary
+
+
+class AdminError(RuntimeError):
+    """An admin playbook (lock, history, backups) that failed; the message is Ansible's reason."""
+
+
+def run_admin(env: str, action: str, progress: ProgressPrinter) -> dict[str, Any]:
+    """Run playbooks/admin.yml for `action` (lock-status, lock-release, history, backups); return its report."""
+    root = project_root()
+    run_id = new_run_id()
+    run_dir = runs_dir(root) / f"{run_id}-{action}"
+    outcome = run_playbook(
+        project_dir=root,
+        private_data_dir=run_dir,
+        playbook=root / "playbooks" / "admin.yml",
+        inventory=inventory_path(env, root),
+        extravars={"run_id": run_id, "release_admin_action": action},
+        check_mode=False,
+        progress=progress,
+        ident="admin",
+    )
+    if not outcome.successful:
+        reason = next(iter(outcome.failures.values()), f"ansible-runner ended {outcome.runner_status}")
+        raise AdminError(f"wfops {action} on {env} failed: {reason}")
+    return dict(outcome.stats_data.get("wfops_admin") or {})

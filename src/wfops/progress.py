@@ -28,7 +28,10 @@ class ProgressPrinter:
 
     def task_started(self, task: str) -> None:
         if self._show_tasks:
-            self._write(f"    · {task}")
+            # The live view: which phase, how long it has run, which task it is on.
+            current = next(reversed(self._phase_started.items()), None)
+            where = f"[{current[0]} {time.monotonic() - current[1]:.0f}s] " if current else ""
+            self._write(f"    · {where}{task}")
 
     def phase_finished(self, phase: str, status: str) -> None:
         started = self._phase_started.pop(phase, None)

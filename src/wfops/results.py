@@ -36,6 +36,8 @@ class RunSummary:
     check_mode: bool = False
     release_ref: str | None = None
     error: str | None = None
+    # After a failed release: the exact command that returns to the previous release.
+    rollback_command: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,4 +123,53 @@ def render_table(summary: RunSummary) -> str:
     footer = [f"result: {verdict}"]
     if summary.error:
         footer.append(f"error: {summary.error}")
+    if summary.rollback_command:
+        footer.append("to roll back:")
+        footer.extend(f"  {command.strip()}" for command in summary.rollback_command.split("|"))
     return "\n".join([header, "", *[line.rstrip() for line in lines], "", *footer])
+
+
+def render_history(entries: list[dict[str, Any]]) -> str:
+    """The host's ledger, newest last: who released or rolled back what, when, with which backup."""
+    rows = [("finished (UTC)", "kind", "ref", "who", "status", "backup", "deployment", "run")]
+    for entry in entries:
+        deployment = entry.get("new_deployment") or {}
+        status = entry.get("status", "")
+        if entry.get("failed_phase"):
+            status += f" in {entry['failed_phase']}"
+        rows.append(
+            (
+                str(entry.get("finished_at", "")),
+                str(entry.get("kind", "")),
+                str(entry.get("ref", "")),
+                str(entry.get("who", "")),
+                status,
+                str(entry.get("backup_id") or "-"),
+                str(deployment.get("deploymentId") or "-"),
+                str(entry.get("run_id", "")),
+            )
+        )
+    return _columns(rows) if entries else "no releases or rollbacks recorded yet"
+
+
+def render_backups(backups: list[dict[str, Any]]) -> str:
+    rows = [("id", "created (UTC)", "reason", "size", "verification", "release")]
+    for backup in backups:
+        rows.append(
+            (
+                str(backup.get("id")),
+                str(backup.get("created_at")),
+                str(backup.get("reason")),
+                f"{(backup.get('size_bytes') or 0) / 1024 / 1024:.1f} MB",
+                str(backup.get("verification")),
+                str(backup.get("release_ref") or ""),
+            )
+        )
+    return _columns(rows) if backups else "no backups"
+
+
+def _columns(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )

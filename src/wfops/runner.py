@@ -83,6 +83,9 @@ class EventCollector:
     def _enter_role(self, role: str) -> None:
         if role == self._current_role:
             return
+        if phase_for_role(role) is None and self._current_role is not None:
+            # A shared role used inside a phase (its report) does not end the phase.
+            return
         self.finish_current_role()
         self._current_role = role
         phase = phase_for_role(role)
@@ -116,8 +119,11 @@ class EventCollector:
             # The role's report arrives here first; playbook_on_stats repeats it at the very end.
             reported = ((data.get("res") or {}).get("ansible_stats") or {}).get("data") or {}
             self.stats_data.update(reported)
-        if role and kind.startswith(("runner_", "playbook_on_task_start")):
-            timing = self.role_timings.setdefault(role, RoleTiming(now, now))
+        # Time spent in shared roles (a phase's report) counts for the phase; failures stay with their own role,
+        # so a release's closing "fail" after a rolled-back phase does not mark that phase failed.
+        timed_role = self._current_role if phase_for_role(role) is None and self._current_role else role
+        if timed_role and kind.startswith(("runner_", "playbook_on_task_start")):
+            timing = self.role_timings.setdefault(timed_role, RoleTiming(now, now))
             timing.last_event = now
         failed = kind in ("runner_on_failed", "runner_item_on_failed", "runner_on_unreachable")
         if failed and not data.get("ignore_errors"):

@@ -40,6 +40,8 @@ class AppState:
     commit: str = "previous"
     healthy: bool = True
     sse_alive: bool = True
+    # The app's log (what `docker service logs` shows in production): one line per request and per error.
+    log_path: str | None = None
     started_at: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,6 +64,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if self.state.log_path and not path.startswith("/__standin"):
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            with self.state.lock, open(self.state.log_path, "a", encoding="utf-8") as log:  # noqa: PTH123
+                log.write(f"{stamp} {self.command} {path} {int(code) if str(code).isdigit() else code}\n")
 
     # ----------------------------------------------------------------- plumbing
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
@@ -120,6 +129,12 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         session = {"id": row[0], "token": row[1], "expiresAt": row[2].isoformat(), "userId": row[3]}
         return session, {"id": row[3], "name": row[4], "email": row[5]}
+
+    def _log_line(self, text: str) -> None:
+        if self.state.log_path:
+            stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            with self.state.lock, open(self.state.log_path, "a", encoding="utf-8") as log:  # noqa: PTH123
+                log.write(f"{stamp} {text}\n")
 
     # ----------------------------------------------------------------- routes
     def do_GET(self) -> None:
@@ -200,6 +215,7 @@ class _Handler(BaseHTTPRequestHandler):
             row = cursor.fetchone()
             if row is None or not row[3] or not verify_password(row[3], password):
                 connection.close()
+                self._log_line("WARN [auth] sign-in failed: INVALID_EMAIL_OR_PASSWORD")
                 self._json(
                     HTTPStatus.UNAUTHORIZED,
                     {"code": "INVALID_EMAIL_OR_PASSWORD", "message": "Invalid email or password"},

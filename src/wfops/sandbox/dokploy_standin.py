@@ -59,6 +59,31 @@ class DokployState:
     def rows(self, service_id: str) -> list[dict[str, Any]]:
         return self.deployments.setdefault(service_id, [])
 
+    def seed_running_release(self) -> None:
+        """The app already runs a deployment (the previous release) when the sandbox comes up."""
+        deployment_id, rollback_id = secrets.token_urlsafe(12), secrets.token_urlsafe(10)
+        self.rollbacks[rollback_id] = {"rollbackId": rollback_id, "deploymentId": deployment_id, "ref": self.source_ref}
+        self.logs[deployment_id] = [f"Cloning source at {self.source_ref}", "Build succeeded"]
+        self.rows(self.application_id).append(
+            {
+                "deploymentId": deployment_id,
+                "title": "Manual deployment",
+                "description": "",
+                "status": "done",
+                "logPath": "",
+                "pid": None,
+                "applicationId": self.application_id,
+                "composeId": None,
+                "serverId": None,
+                "createdAt": _now(),
+                "startedAt": _now(),
+                "finishedAt": _now(),
+                "errorMessage": None,
+                "rollbackId": rollback_id,
+                "isPreviewDeployment": False,
+            }
+        )
+
 
 class _Worker:
     """Dokploy's in-memory queue worker: one job at a time per service."""

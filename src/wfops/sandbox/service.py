@@ -116,6 +116,15 @@ def _bootstrap(cluster: PostgresCluster, ops_password: str, app_password: str) -
         cursor.execute(_sql_resource("bootstrap.sql"), {"ops_password": ops_password, "app_password": app_password})
         cursor.execute(f'CREATE DATABASE {DATABASE} OWNER "{OPS_ROLE}"')
     admin.close()
+    # Like Supabase: pg_stat_statements in an `extensions` schema (the monitor phase reads it).
+    database = psycopg2.connect(cluster.admin_dsn(DATABASE))
+    database.autocommit = True
+    with database.cursor() as cursor:
+        cursor.execute("CREATE SCHEMA extensions")
+        cursor.execute("CREATE EXTENSION pg_stat_statements SCHEMA extensions")
+        cursor.execute(f'GRANT USAGE ON SCHEMA extensions TO "{OPS_ROLE}"')
+        cursor.execute(f'GRANT pg_read_all_stats TO "{OPS_ROLE}"')
+    database.close()
 
 
 def _seed_sizes(guests: int) -> dict[str, int]:

@@ -30,6 +30,7 @@ def main(argv: list[str]) -> int:
         base_url=app_url,
         cookie_secret=(base / "app_secret").read_text().strip(),
         commit=os.environ.get("WFOPS_SANDBOX_APP_COMMIT", "previous"),
+        log_path=str(base / "app.log"),
     )
     api_state = DokployState(
         api_key=(base / "dokploy_api_key").read_text().strip(),
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> int:
         app=app_state,
         source_ref=app_state.commit,
     )
+    api_state.seed_running_release()
     app, api = AppServer(app_state, app_port), DokployServer(api_state, api_port)
     app.start()
     api.start()

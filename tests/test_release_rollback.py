@@ -1,0 +1,313 @@
+"""The whole release, the rollback, the lock, the ledger and the monitor, end to end on the sandbox."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SandboxHandle, module_result, run_module, run_wfops, start_sandbox, stop_sandbox
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[SandboxHandle]:
+    handle = start_sandbox(tmp_path / "box", guests=1000)
+    yield handle
+    stop_sandbox(handle)
+
+
+# A sandbox never migrated or normalised still has legacy data: releases from deploy check the app's flows only.
+APP_FLOWS = ("-e", 'smoke_flows=["auth", "sse"]')
+
+
+def _json_run(box: SandboxHandle, *args: str) -> tuple[int, dict]:
+    result = box.wfops(*args, "--json")
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def _phases(summary: dict) -> dict[str, dict]:
+    return {phase["name"]: phase for phase in summary["phases"]}
+
+
+def _ledger(box: SandboxHandle) -> list[dict]:
+    path = box.directory / "host" / "var" / "lib" / "weddingflo" / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _services(box: SandboxHandle) -> dict:
+    return json.loads((box.directory / "services.json").read_text())
+
+
+def _commit(box: SandboxHandle) -> str:
+    with urllib.request.urlopen(_services(box)["app_url"] + "/api/health", timeout=5) as answer:
+        return json.loads(answer.read())["commit"]
+
+
+def _app_switch(box: SandboxHandle, **switches: bool) -> None:
+    request = urllib.request.Request(
+        _services(box)["app_url"] + "/__standin/app",
+        method="POST",
+        data=json.dumps(switches).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=5).close()
+
+
+def _checksums(box: SandboxHandle) -> dict[str, str]:
+    """An md5 of every table's rows, in the app's schemas."""
+    connection = box.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+                " WHERE schemaname IN ('public', 'drizzle') ORDER BY 1"
+            )
+            tables = [row[0] for row in cursor.fetchall()]
+            sums = {}
+            for table in tables:
+                cursor.execute(
+                    f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+                )
+                count, digest = cursor.fetchone()
+                sums[table] = f"{count}:{digest}"
+            return sums
+    finally:
+        connection.close()
+
+
+def test_a_full_release_from_the_previous_state_passes_every_phase(box: SandboxHandle) -> None:
+    code, summary = _json_run(box, "release", "--env", "local", "--ref", "rel-1")
+    assert code == 0, summary
+    assert {name: p["status"] for name, p in _phases(summary).items()} == {
+        name: "ok" for name in ("preflight", "backup", "migrate", "normalize", "deploy", "smoke")
+    }
+    assert _phases(summary)["preflight"]["result"]["tests_passed"] >= 13
+    assert _commit(box) == "rel-1"
+    entry = _ledger(box)[-1]
+    assert entry["kind"] == "release" and entry["status"] == "successful" and entry["ref"] == "rel-1"
+    assert entry["backup_id"] == _phases(summary)["backup"]["result"]["id"]
+    assert entry["new_deployment"]["status"] == "done"
+    assert set(entry["phases"].values()) == {"ok"}
+    status = box.wfops("lock", "status", "--env", "local")
+    assert status.returncode == 0 and status.stdout.strip() == "not held"
+    history = box.wfops("history", "--env", "local")
+    assert "rel-1" in history.stdout and "successful" in history.stdout
+
+
+def test_a_release_whose_smoke_fails_rolls_its_code_back_automatically(box: SandboxHandle) -> None:
+    code, first = _json_run(box, "release", "--env", "local", "--ref", "good", "--from", "backup")
+    assert code == 0, first
+    _app_switch(box, sse=False)
+    try:
+        code, summary = _json_run(
+            box,
+            "release",
+            "--env",
+            "local",
+            "--ref",
+            "bad",
+            "--from",
+            "backup",
+            "-e",
+            "release_auto_rollback=true",
+            "-e",
+            "smoke_sse_timeout=1",
+        )
+    finally:
+        _app_switch(box, sse=True)
+    assert code == 1
+    phases = _phases(summary)
+    assert phases["deploy"]["status"] == "ok" and phases["smoke"]["status"] == "failed"
+    assert phases["rollback"]["status"] == "ok"
+    assert phases["rollback"]["result"]["code"]["method"] == "dokploy rollback"
+    assert _commit(box) == "good"
+    assert "wfops rollback --env local --database --backup backup-" in summary["rollback_command"]
+    entry = _ledger(box)[-1]
+    assert (entry["status"], entry["failed_phase"], entry["ref"]) == ("failed", "smoke", "bad")
+    assert entry["rollback"]["status"] == "ok"
+    assert entry["previous_deployment"]["title"].startswith("wfops good ")
+
+
+def test_a_database_rollback_restores_the_pre_release_rows_exactly(box: SandboxHandle) -> None:
+    before = _checksums(box)
+    code, summary = _json_run(box, "release", "--env", "local", "--ref", "rel-2", "--from", "backup")
+    assert code == 0, summary
+    backup_id = _phases(summary)["backup"]["result"]["id"]
+    connection = box.connect()
+    with connection, connection.cursor() as cursor:  # the app keeps writing after the release
+        cursor.execute(
+            "INSERT INTO guests (client_id, company_id, first_name)"
+            " SELECT id, company_id, 'after-release' FROM clients LIMIT 3"
+        )
+    connection.close()
+    assert _checksums(box) != before
+
+    refused = box.wfops("rollback", "--env", "local", "--database")
+    assert refused.returncode == 2 and "--confirm" in refused.stderr  # no terminal to ask on
+
+    code, rollback = _json_run(box, "rollback", "--env", "local", "--database", "--confirm", backup_id)
+    assert code == 0, rollback
+    report = _phases(rollback)["rollback"]["result"]["database"]
+    assert report["backup"] == backup_id
+    assert report["compare"]["result"] == "ok" and report["compare"]["migration_head"]["applied"] == 23
+    assert report["rows_lost"] >= 3
+    assert "public.guests" in {t["table"] for t in report["lost_by_table"]}
+    smoke = _phases(rollback)["smoke"]
+    assert smoke["status"] == "ok" and {c["flow"][0] for c in smoke["result"]["checks"]} == {"1", "8"}
+    after = _checksums(box)
+    # The smoke run after the rollback signs in: its session is the only row the restore did not bring back.
+    assert {k: v for k, v in after.items() if k != "public.sessions"} == {
+        k: v for k, v in before.items() if k != "public.sessions"
+    }
+    connection = box.connect()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT user_id FROM sessions")
+        assert cursor.fetchall() == [("user-smoke",)]
+    connection.close()
+    backups = json.loads(box.wfops("backups", "--env", "local", "--json").stdout)["backups"]
+    safety = [b for b in backups if b["id"] == report["safety_backup"]]
+    assert safety and safety[0]["reason"] == "pre-rollback"
+
+
+def test_an_unconfirmed_database_rollback_changes_nothing(box: SandboxHandle) -> None:
+    code, _ = _json_run(box, "release", "--env", "local", "--ref", "rel-3", "--from", "backup")
+    assert code == 0
+    before, commit = _checksums(box), _commit(box)
+    code, rollback = _json_run(box, "rollback", "--env", "local", "--database", "--confirm", "backup-19990101-000000")
+    assert code == 1
+    assert "To go ahead: -e rollback_confirm=backup-" in _phases(rollback)["rollback"]["result"]["error"]
+    assert _checksums(box) == before and _commit(box) == commit
+    assert _ledger(box)[-1]["kind"] == "rollback" and _ledger(box)[-1]["status"] == "failed"
+
+
+def test_a_second_release_is_refused_while_the_lock_is_held(box: SandboxHandle) -> None:
+    lock = box.directory / "host" / "var" / "lib" / "weddingflo" / "release.lock"
+    held = run_module(
+        "wfops_release_lock",
+        {
+            "path": str(lock),
+            "state": "acquired",
+            "holder": {"kind": "release", "run_id": "other-run", "ref": "r9", "who": "alice"},
+        },
+    )
+    assert module_result(held)["held"] is True
+    code, summary = _json_run(box, "release", "--env", "local", "--ref", "r10", "--from", "deploy", *APP_FLOWS)
+    assert code == 1
+    assert "the release lock is held by alice (release of r9, run other-run" in summary["error"]
+    assert _commit(box) == "previous"
+    status = box.wfops("lock", "status", "--env", "local")
+    assert "held by alice - release of r9, run other-run" in status.stdout
+    assert box.wfops("lock", "release", "--env", "local").returncode == 2
+    released = box.wfops("lock", "release", "--env", "local", "--force")
+    assert released.returncode == 0 and "released the lock of alice" in released.stdout
+    code, _ = _json_run(box, "release", "--env", "local", "--ref", "r10", "--from", "deploy", *APP_FLOWS)
+    assert code == 0
+
+
+def test_two_releases_at_once_one_is_refused(box: SandboxHandle) -> None:
+    command = [
+        str(REPO / ".venv" / "bin" / "wfops"),
+        "release",
+        "--env",
+        "local",
+        "--from",
+        "deploy",
+        "--json",
+        *APP_FLOWS,
+    ]
+    first = subprocess.Popen(
+        [*command, "--ref", "a"], env=box.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    second = subprocess.Popen(
+        [*command, "--ref", "b"], env=box.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
+    )
+    outcomes = sorted(json.loads(p.communicate(timeout=300)[0])["status"] for p in (first, second))
+    assert outcomes == ["failed", "successful"]
+    assert len([e for e in _ledger(box) if e["kind"] == "release"]) == 1
+
+
+def test_a_resumed_release_does_not_rerun_the_phases_before(box: SandboxHandle) -> None:
+    code, failed = _json_run(
+        box,
+        "release",
+        "--env",
+        "local",
+        "--ref",
+        "r4",
+        "--from",
+        "backup",
+        "-e",
+        "deploy_push_argv=[]",
+        "-e",
+        "deploy_health_timeout=1",
+    )
+    assert code == 1 and _phases(failed)["deploy"]["status"] == "failed"
+    backups_before = len(json.loads(box.wfops("backups", "--env", "local", "--json").stdout)["backups"])
+    code, resumed = _json_run(box, "release", "--env", "local", "--ref", "r4", "--from", "deploy")
+    assert code == 0, resumed
+    phases = _phases(resumed)
+    for name in ("preflight", "backup", "migrate", "normalize"):
+        assert phases[name]["result"]["reason"] == "not re-run: the release resumed after it"
+    assert phases["deploy"]["status"] == "ok" and phases["smoke"]["status"] == "ok"
+    assert len(json.loads(box.wfops("backups", "--env", "local", "--json").stdout)["backups"]) == backups_before
+    assert _commit(box) == "r4"
+
+
+def test_the_monitor_flags_planted_drift_and_legacy_values_and_passes_on_a_clean_release(box: SandboxHandle) -> None:
+    code, _ = _json_run(box, "release", "--env", "local", "--ref", "r5", "--from", "backup")
+    assert code == 0
+    code, clean = _json_run(box, "monitor", "--env", "local")
+    assert code == 0, clean
+    assert {s["status"] for s in clean["phases"][0]["result"]["signals"]} <= {"ok"}
+    connection = box.connect()
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clients SET guest_count = guest_count + 1 WHERE id = (SELECT id FROM clients"
+            " WHERE deleted_at IS NULL ORDER BY id LIMIT 1)"
+        )
+        cursor.execute(
+            "UPDATE guests SET rsvp_status = 'attending' WHERE id = (SELECT id FROM guests ORDER BY id LIMIT 1)"
+        )
+    connection.close()
+    code, flagged = _json_run(box, "monitor", "--env", "local")
+    assert code == 1
+    signals = {s["name"]: s for s in flagged["phases"][0]["result"]["signals"]}
+    assert signals["client stats drift"]["status"] == "fail"
+    assert "wfops run stats-repair" in signals["client stats drift"]["action"]
+    assert signals["enum display issues"]["status"] == "fail"
+    assert "attending" in signals["enum display issues"]["evidence"]
+    assert signals["500 errors"]["status"] == "ok"
+
+
+def test_preflight_stops_the_release_on_a_type_error_or_a_shrunken_suite(box: SandboxHandle, tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(REPO / "sandbox-app", app, ignore=shutil.ignore_patterns("dist", "node_modules"))
+    (app / "node_modules").symlink_to(REPO / "sandbox-app" / "node_modules")
+    (app / "src" / "lib" / "broken.ts").write_text("export const count: number = 'not a number';\n")
+    env = {**box.env, "WFOPS_APP_DIR": str(app)}
+    result = run_wfops("release", "--env", "local", "--ref", "r6", "--json", env=env)
+    summary = json.loads(result.stdout)
+    phases = _phases(summary)
+    assert result.returncode == 1 and phases["preflight"]["status"] == "failed"
+    checks = {c["name"]: c for c in phases["preflight"]["result"]["checks"]}
+    assert checks["typescript"]["rc"] != 0 and checks["tests"]["rc"] == 0
+    assert phases["backup"]["result"]["reason"] == "not run: preflight failed"
+    shrunk = run_wfops(
+        "run",
+        "preflight",
+        "--env",
+        "local",
+        "-e",
+        "preflight_min_tests=500",
+        "--json",
+        env={**box.env, "WFOPS_APP_DIR": str(REPO / "sandbox-app")},
+    )
+    phase = json.loads(shrunk.stdout)["phases"][0]
+    assert shrunk.returncode == 1 and "fewer than preflight_min_tests=500" in phase["result"]["error"]
+    assert app.is_dir()
