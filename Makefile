@@ -46,8 +46,11 @@ lint: setup ## ruff and ansible-lint
 pytest: setup ## the pytest suite (starts its own PostgreSQL clusters)
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
-molecule: setup ## every molecule scenario, delegated driver on localhost
-	@for f in molecule/*/molecule.yml; do s=$$(basename $$(dirname $$f)); echo "== molecule $$s"; $(BIN)/molecule test -s $$s || exit 1; done
+molecule: setup ## every molecule scenario (one per role), delegated driver on localhost, three at a time
+	@ls molecule/*/molecule.yml | xargs -n1 dirname | xargs -n1 basename | \
+	  xargs -P $(PYTEST_WORKERS) -I{} sh -c '$(BIN)/molecule test -s {} > .molecule-{}.log 2>&1 \
+	    && echo "molecule {}: ok" || { echo "molecule {}: FAILED"; cat .molecule-{}.log; exit 1; }'
+	@rm -f .molecule-*.log
 
 bench: setup ## benchmarks at production scale (by hand, not in make test)
 	$(BIN)/python -m bench

@@ -74,3 +74,13 @@ def test_gitignore_keeps_local_state_out(repo: Path) -> None:
     ignored = (repo / ".gitignore").read_text().split()
     for entry in ("/.venv/", "/.sandbox/", "/runs/"):
         assert entry in ignored
+
+
+def test_every_role_has_a_molecule_scenario() -> None:
+    scenarios = {path.parent.name for path in (REPO / "molecule").glob("*/molecule.yml")}
+    assert set(ROLES) <= scenarios, f"roles without a scenario: {sorted(set(ROLES) - scenarios)}"
+    for scenario in scenarios:
+        config = yaml.safe_load((REPO / "molecule" / scenario / "molecule.yml").read_text())
+        sequence = config["scenario"]["test_sequence"]
+        assert "converge" in sequence and "verify" in sequence, scenario
+        assert config["driver"]["name"] == "default", scenario
