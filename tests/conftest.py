@@ -157,3 +157,24 @@ def shared_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     handle = start_sandbox(tmp_path_factory.mktemp("sandbox"), guests=3000)
     yield handle
     stop_sandbox(handle)
+
+
+def table_checksums(handle: SandboxHandle) -> dict[str, str]:
+    """Row count and an md5 of every table's rows in the app's schemas: equal means nothing was lost or changed."""
+    connection = handle.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+                " WHERE schemaname IN ('public', 'drizzle') ORDER BY 1"
+            )
+            sums = {}
+            for (table,) in cursor.fetchall():
+                cursor.execute(
+                    f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+                )
+                count, digest = cursor.fetchone()
+                sums[table] = f"{count}:{digest}"
+            return sums
+    finally:
+        connection.close()

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, SandboxHandle, module_result, run_module, run_wfops, start_sandbox, stop_sandbox
+from conftest import (
+    REPO,
+    SandboxHandle,
+    module_result,
+    run_module,
+    run_wfops,
+    start_sandbox,
+    stop_sandbox,
+    table_checksums,
+)
 
 
 @pytest.fixture
@@ -60,25 +69,7 @@ def _app_switch(box: SandboxHandle, **switches: bool) -> None:
 
 
 def _checksums(box: SandboxHandle) -> dict[str, str]:
-    """An md5 of every table's rows, in the app's schemas."""
-    connection = box.connect()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
-                " WHERE schemaname IN ('public', 'drizzle') ORDER BY 1"
-            )
-            tables = [row[0] for row in cursor.fetchall()]
-            sums = {}
-            for table in tables:
-                cursor.execute(
-                    f"SELECT count(*), md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
-                )
-                count, digest = cursor.fetchone()
-                sums[table] = f"{count}:{digest}"
-            return sums
-    finally:
-        connection.close()
+    return table_checksums(box)
 
 
 def test_a_full_release_from_the_previous_state_passes_every_phase(box: SandboxHandle) -> None:
@@ -227,8 +218,10 @@ def test_two_releases_at_once_one_is_refused(box: SandboxHandle) -> None:
     second = subprocess.Popen(
         [*command, "--ref", "b"], env=box.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
     )
-    outcomes = sorted(json.loads(p.communicate(timeout=300)[0])["status"] for p in (first, second))
-    assert outcomes == ["failed", "successful"]
+    summaries = [json.loads(p.communicate(timeout=300)[0]) for p in (first, second)]
+    assert sorted(s["status"] for s in summaries) == ["failed", "successful"]
+    refused = next(s for s in summaries if s["status"] == "failed")
+    assert "the release lock is held by" in refused["error"], refused["error"]
     assert len([e for e in _ledger(box) if e["kind"] == "release"]) == 1
 
 

@@ -324,6 +324,12 @@ def migrate(
                 connection.commit()
                 break
             except Exception as exc:
+                if connection.closed:
+                    raise MigrationError(
+                        "lost the connection to the database while the migration transaction ran (was the server "
+                        f"stopped or restarted?): {' '.join(str(exc).split())}; nothing was applied (an uncommitted "
+                        "transaction ends with its session); run migrate again"
+                    ) from None
                 connection.rollback()
                 where = getattr(exc, "wfops_where", None)
                 if _sqlstate(exc) == LOCK_NOT_AVAILABLE and attempt <= settings.retries:

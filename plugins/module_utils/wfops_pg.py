@@ -87,6 +87,15 @@ def connect(database_url: str, application_name: str) -> Any:
         ) from None
 
 
+def connection_lost(exc: BaseException) -> DatabaseError:
+    """The server went away mid-change: say so, and what that means for the work done so far."""
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    return DatabaseError(
+        f"lost the connection to the database (was the server stopped or restarted?): {reason}; the batches "
+        "committed before it stay, the one in flight was rolled back by the server; run the phase again"
+    )
+
+
 def tables_hidden_by_rls(cursor: Any, tables: list[str]) -> list[str]:
     """The tables on which the connected role is subject to row-level security (so UPDATEs see fewer rows)."""
     cursor.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
@@ -152,6 +161,8 @@ def execute_with_retries(
                         stats.returned.extend(cursor.fetchmany(wanted))
             connection.commit()
         except Exception as exc:
+            if getattr(connection, "closed", 0):
+                raise connection_lost(exc) from None
             connection.rollback()
             code = getattr(exc, "pgcode", None)
             if code in RETRYABLE and attempt <= limits.retries:

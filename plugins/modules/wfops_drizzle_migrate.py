@@ -99,7 +99,7 @@ from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.wfops_drizzle import Bookkeeping, Settings, migrate, read_migrations
-from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, psycopg2_missing
+from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, connection_lost, psycopg2_missing
 
 
 def main() -> None:
@@ -121,6 +121,8 @@ def main() -> None:
     missing = psycopg2_missing()
     if missing:
         module.fail_json(msg=missing_required_lib(PSYCOPG2_HINT), exception=missing)
+    import psycopg2
+
     params = module.params
     notes: list[str] = []
     try:
@@ -146,6 +148,8 @@ def main() -> None:
             connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), notes=notes, **exc.facts)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        module.fail_json(msg=str(connection_lost(exc)), notes=notes)
     result = asdict(outcome)
     module.exit_json(changed=outcome.changed, notes=notes, **result)
 

@@ -65,7 +65,14 @@ from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.wfops_normalize import SECTIONS, Options, normalize_section
-from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, Limits, connect, psycopg2_missing
+from ansible.module_utils.wfops_pg import (
+    PSYCOPG2_HINT,
+    DatabaseError,
+    Limits,
+    connect,
+    connection_lost,
+    psycopg2_missing,
+)
 
 
 def main() -> None:
@@ -94,6 +101,8 @@ def main() -> None:
     missing = psycopg2_missing()
     if missing:
         module.fail_json(msg=missing_required_lib(PSYCOPG2_HINT), exception=missing)
+    import psycopg2
+
     p = module.params
     options = Options(
         rsvp_map={str(k): str(v) for k, v in p["rsvp_map"].items()},
@@ -122,6 +131,8 @@ def main() -> None:
             connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), **exc.facts)
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+        module.fail_json(msg=str(connection_lost(exc)))
     module.exit_json(changed=result.rows > 0, **asdict(result))
 
 

@@ -10,9 +10,20 @@ description:
   - The lock is a directory created atomically (mkdir) with holder.json inside; a second release or a rollback
     refuses while it is held and names the holder. A lock is never taken over silently; one older than
     I(stale_after) seconds is reported as possibly stale, and only C(state=released force=true) removes it.
+  - A change freeze is the same mechanism's second record, C(freeze.json) beside the lock directory
+    (C(state=frozen) / C(state=thawed)); while it is in force, taking the lock for a release (holder kind
+    C(release)) is refused with the freeze's reason and who froze. Rollbacks take the lock as usual.
 options:
   path: {description: The lock directory on the host., type: path, required: true}
-  state: {description: What to do., type: str, choices: [acquired, released, status], default: status}
+  state:
+    description: What to do.
+    type: str
+    choices: [acquired, released, status, frozen, thawed]
+    default: status
+  freeze:
+    description: "For state=frozen: who, reason, until (an ISO time, or empty for until unfrozen), env."
+    type: dict
+    default: {}
   holder:
     description: "Who takes it: kind (release, rollback, freeze), run_id, ref, env, who, reason."
     type: dict
@@ -22,6 +33,10 @@ options:
     type: bool
     default: false
   stale_after: {description: Seconds after which a held lock is reported as possibly stale., type: int, default: 7200}
+  stale_because:
+    description: Why the caller knows the held lock is stale (its controller process is gone); said in the refusal.
+    type: str
+    default: ""
 author: wfops
 """
 
@@ -35,6 +50,10 @@ EXAMPLES = r"""
 
 RETURN = r"""
 held: {description: Whether the lock is held after the call., type: bool, returned: always}
+freeze:
+  description: The freeze in force (who, reason, since, until), or an empty dict; C(expired) when its until passed.
+  type: dict
+  returned: always
 holder:
   description: The holder's record (kind, run_id, ref, env, who, since, age_s, stale).
   type: dict
@@ -87,27 +106,125 @@ def describe(holder: dict) -> str:
     return text
 
 
+def freeze_path(lock: Path) -> Path:
+    return lock.parent / f"{lock.name}.freeze.json"
+
+
+def read_freeze(lock: Path) -> dict:
+    """The freeze record, with expired=true once its `until` has passed; {} when there is none."""
+    try:
+        record = json.loads(freeze_path(lock).read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError:
+        return {"reason": "freeze.json is unreadable: releases stay frozen until it is fixed or removed"}
+    until = record.get("until")
+    record["expired"] = bool(until) and dt.datetime.fromisoformat(until) <= dt.datetime.now(dt.UTC)
+    return record
+
+
+def describe_freeze(record: dict) -> str:
+    text = f"releases are frozen by {record.get('who') or 'someone'} since {record.get('since') or '?'}"
+    text += f": {record.get('reason') or 'no reason given'}"
+    if record.get("until"):
+        text += f" (until {record['until']})"
+    return text
+
+
+def _parse_until(value: str) -> str:
+    """An ISO time (a date, or a time with or without zone; no zone means UTC), normalised; '' for none."""
+    if not value:
+        return ""
+    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _freeze(module: AnsibleModule, lock: Path) -> None:
+    request = module.params["freeze"] or {}
+    if not str(request.get("reason") or "").strip():
+        module.fail_json(msg="a freeze needs a reason (wfops freeze --reason '...')")
+    try:
+        until = _parse_until(str(request.get("until") or ""))
+    except ValueError:
+        module.fail_json(msg=f"--until {request.get('until')!r} is not an ISO time (e.g. 2026-12-02T09:00:00Z)")
+    if until and dt.datetime.fromisoformat(until) <= dt.datetime.now(dt.UTC):
+        module.fail_json(msg=f"--until {until} is already past")
+    current = read_freeze(lock)
+    record = {
+        "who": request.get("who") or "",
+        "reason": str(request["reason"]).strip(),
+        "env": request.get("env") or "",
+        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "until": until,
+    }
+    if current and not current.get("expired") and all(current.get(k) == record[k] for k in ("who", "reason", "until")):
+        module.exit_json(changed=False, held=lock.exists(), holder={}, freeze=current)
+    if not module.check_mode:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        temporary = lock.parent / f".{lock.name}.freeze.tmp"
+        temporary.write_text(json.dumps(record))
+        temporary.replace(freeze_path(lock))
+    module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=record)
+
+
+def _thaw(module: AnsibleModule, lock: Path) -> None:
+    current = read_freeze(lock)
+    if not current:
+        module.exit_json(changed=False, held=lock.exists(), holder={}, freeze={})
+    if not module.check_mode:
+        freeze_path(lock).unlink()
+    module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["acquired", "released", "status"], "default": "status"},
+            "state": {
+                "type": "str",
+                "choices": ["acquired", "released", "status", "frozen", "thawed"],
+                "default": "status",
+            },
+            "freeze": {"type": "dict", "default": {}},
             "holder": {"type": "dict", "default": {}},
             "force": {"type": "bool", "default": False},
             "stale_after": {"type": "int", "default": 7200},
+            "stale_because": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     p = module.params
     path = Path(p["path"])
+    if p["state"] == "frozen":
+        _freeze(module, path)
+    if p["state"] == "thawed":
+        _thaw(module, path)
     current = _read(path, p["stale_after"])
+    freeze = read_freeze(path)
     run_id = (p["holder"] or {}).get("run_id")
     if p["state"] == "status":
-        module.exit_json(changed=False, held=current is not None, holder=current or {})
+        module.exit_json(changed=False, held=current is not None, holder=current or {}, freeze=freeze)
     if p["state"] == "acquired":
+        if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") == "release":
+            module.fail_json(
+                msg=f"{describe_freeze(freeze)}; rollbacks and backups still run; wfops unfreeze --env ENV ends it",
+                held=current is not None,
+                holder=current or {},
+                freeze=freeze,
+            )
         if current is not None:
             if run_id and current.get("run_id") == run_id:
-                module.exit_json(changed=False, held=True, holder=current)
+                module.exit_json(changed=False, held=True, holder=current, freeze=freeze)
+            if p["stale_because"]:
+                current["stale"] = True
+                module.fail_json(
+                    msg=f"the release lock is stale: it is held by {describe(current)}, but {p['stale_because']}; "
+                    "it is not taken over silently: check, then wfops lock release --env ENV --force",
+                    held=True,
+                    holder=current,
+                )
             hint = "wfops lock status --env ENV; if that run is gone, wfops lock release --env ENV --force"
             module.fail_json(
                 msg=f"the release lock is held by {describe(current)}: wait for it, or check ({hint})",
@@ -115,7 +232,7 @@ def main() -> None:
                 holder=current,
             )
         if module.check_mode:
-            module.exit_json(changed=True, held=False, holder={})
+            module.exit_json(changed=True, held=False, holder={}, freeze=freeze)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             path.mkdir(mode=0o750)  # atomic: exactly one of two concurrent runs gets here
@@ -126,10 +243,10 @@ def main() -> None:
         temporary = path / ".holder.json.tmp"
         temporary.write_text(json.dumps(record))
         temporary.replace(path / "holder.json")
-        module.exit_json(changed=True, held=True, holder=record)
+        module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
     # released
     if current is None:
-        module.exit_json(changed=False, held=False, holder={})
+        module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
     if not p["force"] and current.get("run_id") != run_id:
         module.fail_json(
             msg=f"the release lock belongs to {describe(current)}, not to this run; "
@@ -139,7 +256,7 @@ def main() -> None:
         )
     if not module.check_mode:
         shutil.rmtree(path)
-    module.exit_json(changed=True, held=False, holder=current)
+    module.exit_json(changed=True, held=False, holder=current, freeze=freeze)
 
 
 if __name__ == "__main__":

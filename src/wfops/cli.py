@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -23,6 +25,7 @@ from wfops.phases import (
 )
 from wfops.progress import ProgressPrinter
 from wfops.project import ENVIRONMENTS, UnknownEnvironmentError, inventory_path, runs_dir
+from wfops.promotion import STAGED_BEFORE, staging_extravars
 from wfops.results import RunSummary, render_backups, render_history, render_table
 from wfops.sandbox import service as sandbox
 
@@ -90,15 +93,27 @@ def _run(args: argparse.Namespace) -> int:
     return _finish(execute(request, ProgressPrinter()), args.json)
 
 
+def _read_history(env: str) -> list[dict[str, Any]]:
+    return list(run_admin(env, "history", ProgressPrinter(show_tasks=False)).get("history") or [])
+
+
 def _release(args: argparse.Namespace) -> int:
     inventory_path(args.env)
     phases = list(release_phases(args.from_phase))
     skipped = [get_phase(name) for name in RELEASE_ORDER[: RELEASE_ORDER.index(phases[0].name)]]
+    extravars = {**_parse_extravars(args.extra_vars), "wfops_release_from": phases[0].name}
+    if args.allow_unstaged is not None:
+        if not args.allow_unstaged.strip():
+            raise UsageError("--allow-unstaged needs a reason; it is recorded in the ledger")
+        extravars["release_allow_unstaged_reason"] = args.allow_unstaged.strip()
+    if args.env in STAGED_BEFORE and args.allow_unstaged is None:
+        print(f"wfops: looking for a successful {STAGED_BEFORE[args.env]} release of {args.ref}", file=sys.stderr)
+        extravars.update(staging_extravars(args.env, args.ref, _read_history))
     request = RunRequest(
         env=args.env,
         command="release",
         phases=phases,
-        extravars={**_parse_extravars(args.extra_vars), "wfops_release_from": phases[0].name},
+        extravars=extravars,
         check_mode=args.check,
         release_ref=args.ref,
         resumed_past=skipped,
@@ -143,9 +158,17 @@ def _admin(args: argparse.Namespace) -> int:
     action = f"lock-{args.lock_command}" if args.command == "lock" else args.command
     if action == "lock-release" and not getattr(args, "force", False):
         raise UsageError("wfops lock release removes another run's lock: check `wfops lock status` first, then --force")
-    report = run_admin(args.env, action, ProgressPrinter(show_tasks=False))
+    extravars: dict[str, Any] = {}
+    if action == "freeze":
+        if not args.reason.strip():
+            raise UsageError("wfops freeze needs a --reason; it is shown to everyone whose release is refused")
+        extravars = {"release_freeze_reason": args.reason.strip(), "release_freeze_until": args.until}
+    report = run_admin(args.env, action, ProgressPrinter(show_tasks=False), extravars)
     if args.json:
         print(json.dumps(report, indent=2))
+        return EXIT_OK
+    if action in ("freeze", "unfreeze"):
+        print(_describe_freeze(action, report))
         return EXIT_OK
     if args.command == "lock":
         lock = report.get("lock") or {}
@@ -158,17 +181,34 @@ def _admin(args: argparse.Namespace) -> int:
             )
         elif lock.get("held"):
             stale = " (possibly stale)" if holder.get("stale") else ""
+            if _holder_process_gone(holder):
+                stale = f" (stale: its process {holder['controller_pid']} on {holder['controller']} is gone)"
             print(
                 f"held by {holder.get('who')} - {holder.get('kind')} of {holder.get('ref')}, "
                 f"run {holder.get('run_id')}, since {holder.get('since')}{stale}"
             )
         else:
             print("not held")
+        freeze = lock.get("freeze") or {}
+        if freeze:
+            print(_describe_freeze("status", {"freeze": freeze, "freeze_changed": False}))
     elif args.command == "history":
         print(render_history(report.get("history") or []))
     else:
         print(render_backups(report.get("backups") or []))
     return EXIT_OK
+
+
+def _describe_freeze(action: str, report: dict[str, Any]) -> str:
+    freeze = report.get("freeze") or {}
+    if action == "unfreeze":
+        return "releases unfrozen" if freeze else "releases were not frozen"
+    if not freeze:
+        return "releases are not frozen"
+    until = f" until {freeze['until']}" if freeze.get("until") else " until wfops unfreeze"
+    state = " (expired)" if freeze.get("expired") else ""
+    verb = "frozen" if report.get("freeze_changed") or action == "status" else "already frozen"
+    return f"releases {verb} by {freeze.get('who')} since {freeze.get('since')}{until}{state}: {freeze.get('reason')}"
 
 
 def _duration(text: str) -> float:
@@ -211,6 +251,20 @@ def _monitor(args: argparse.Namespace) -> int:
             print(f"monitor: {checks} check(s), history in {history}", file=sys.stderr)
             return _finish(summary, args.json)
         time.sleep(every)
+
+
+def _holder_process_gone(holder: dict[str, Any]) -> bool:
+    """A lock taken from this machine by a wfops process that no longer runs."""
+    pid = str(holder.get("controller_pid") or "")
+    if holder.get("controller") != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -281,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PHASE",
         help="resume a failed release at this phase (earlier phases are not re-run)",
     )
+    release.add_argument(
+        "--allow-unstaged",
+        metavar="REASON",
+        help="release to production a ref that has no successful staging release (the reason goes into the ledger)",
+    )
     run_options(release)
     release.set_defaults(handler=_release)
 
@@ -297,6 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--force", action="store_true", help="release a lock held by another run")
     lock.add_argument("--json", action="store_true")
     lock.set_defaults(handler=_admin)
+
+    freeze = commands.add_parser("freeze", help="refuse releases (not rollbacks or backups) until unfrozen")
+    freeze.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    freeze.add_argument("--reason", required=True, help="why; shown to everyone whose release is refused")
+    freeze.add_argument("--until", default="", metavar="TIME", help="ISO time it ends by itself (UTC if no zone)")
+    freeze.add_argument("--json", action="store_true")
+    freeze.set_defaults(handler=_admin)
+    unfreeze = commands.add_parser("unfreeze", help="end a change freeze")
+    unfreeze.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    unfreeze.add_argument("--json", action="store_true")
+    unfreeze.set_defaults(handler=_admin)
 
     for name, text in (("history", "the host's ledger of releases and rollbacks"), ("backups", "the host's backups")):
         sub = commands.add_parser(name, help=text)

@@ -178,8 +178,10 @@ class AdminError(RuntimeError):
     """An admin playbook (lock, history, backups) that failed; the message is Ansible's reason."""
 
 
-def run_admin(env: str, action: str, progress: ProgressPrinter) -> dict[str, Any]:
-    """Run playbooks/admin.yml for `action` (lock-status, lock-release, history, backups); return its report."""
+def run_admin(
+    env: str, action: str, progress: ProgressPrinter, extravars: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Run playbooks/admin.yml for `action` (lock-status, lock-release, history, backups, freeze, unfreeze)."""
     root = project_root()
     run_id = new_run_id()
     run_dir = runs_dir(root) / f"{run_id}-{action}"
@@ -188,7 +190,7 @@ def run_admin(env: str, action: str, progress: ProgressPrinter) -> dict[str, Any
         private_data_dir=run_dir,
         playbook=root / "playbooks" / "admin.yml",
         inventory=inventory_path(env, root),
-        extravars={"run_id": run_id, "release_admin_action": action},
+        extravars={**(extravars or {}), "run_id": run_id, "release_admin_action": action},
         check_mode=False,
         progress=progress,
         ident="admin",

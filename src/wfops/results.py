@@ -131,7 +131,7 @@ def render_table(summary: RunSummary) -> str:
 
 def render_history(entries: list[dict[str, Any]]) -> str:
     """The host's ledger, newest last: who released or rolled back what, when, with which backup."""
-    rows = [("finished (UTC)", "kind", "ref", "who", "status", "backup", "deployment", "run")]
+    rows = [("finished (UTC)", "kind", "ref", "who", "status", "backup", "deployment", "run", "staged / overrides")]
     for entry in entries:
         deployment = entry.get("new_deployment") or {}
         status = entry.get("status", "")
@@ -141,15 +141,25 @@ def render_history(entries: list[dict[str, Any]]) -> str:
             (
                 str(entry.get("finished_at", "")),
                 str(entry.get("kind", "")),
-                str(entry.get("ref", "")),
+                str(entry.get("ref") or "-"),
                 str(entry.get("who", "")),
                 status,
                 str(entry.get("backup_id") or "-"),
                 str(deployment.get("deploymentId") or "-"),
                 str(entry.get("run_id", "")),
+                _audit_note(entry),
             )
         )
     return _columns(rows) if entries else "no releases or rollbacks recorded yet"
+
+
+def _audit_note(entry: dict[str, Any]) -> str:
+    """What let this run through or what it changed: its staging run, every override, a freeze's reason."""
+    notes = [f"staged in {entry['staged_run']}"] if entry.get("staged_run") else []
+    notes += [f"OVERRIDE {o.get('rule')}: {o.get('reason')}" for o in entry.get("overrides") or []]
+    if entry.get("kind") in ("freeze", "unfreeze") and entry.get("reason"):
+        notes.append(str(entry["reason"]) + (f" (until {entry['until']})" if entry.get("until") else ""))
+    return "; ".join(notes) or "-"
 
 
 def render_backups(backups: list[dict[str, Any]]) -> str:

@@ -182,7 +182,12 @@ def _run(
         playbook=str(playbook),
         inventory=str(inventory),
         extravars=extravars,
-        envvars={"ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0"},
+        # WFOPS_CONTROLLER_PID lets a later run tell a lock left by a killed wfops from one still in use.
+        envvars={
+            "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
+            "ANSIBLE_FORCE_COLOR": "0",
+            "WFOPS_CONTROLLER_PID": str(os.getpid()),
+        },
         cmdline="--check --diff" if check_mode else None,
         ident=ident,
         event_handler=collector,

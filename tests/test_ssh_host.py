@@ -1,0 +1,257 @@
+"""The "Hetzner host" reached over real SSH: an sshd on a loopback high port, a non-root `deploy` user with sudo,
+become for the backup user and the systemd units, pipelining on (ansible.cfg). A full release and a database
+rollback run through `ansible-playbook` over that connection.
+
+This scenario creates a system user and a sudoers rule, so it needs root (as `make test` has on CI); it fails, it
+does not skip, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox, table_checksums
+from wfops.pgcluster import free_port
+
+SSHD = "/usr/sbin/sshd"
+DEPLOY_USER = "deploy"
+BACKUP_USER = "weddingflo-backup"
+SUDOERS_RULE = Path("/etc/sudoers.d/wfops-test-deploy")
+
+
+@dataclass
+class SshHost:
+    root: Path
+    port: int
+    key: Path
+    sshd_log: Path
+    inventory: Path
+    host_dir: Path
+    box: SandboxHandle
+
+    def playbook(self, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), f"playbooks/{playbook}", *extra],
+            cwd=REPO,
+            env={
+                **self.box.env,
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_NOCOLOR": "1",
+                # The inventory lives outside the checkout: say where the app is (the default derives it).
+                "WFOPS_APP_DIR": str(REPO / "sandbox-app"),
+            },
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def _ensure_user(name: str, *options: str) -> bool:
+    """Create the user when missing; True when this test created it (and so removes it)."""
+    try:
+        pwd.getpwnam(name)
+        return False
+    except KeyError:
+        _run("useradd", *options, name)
+        return True
+
+
+def _start_sshd(root: Path, port: int, authorized: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    host_key = root / "ssh_host_ed25519_key"
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
+    config = root / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {host_key}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}/%u",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin no",
+                f"AllowUsers {DEPLOY_USER}",
+                "UsePAM no",
+                "StrictModes no",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        )
+    )
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    log = root / "sshd.log"
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log.open("wb"))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, log
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"sshd did not listen on {port}: {log.read_text()}")
+
+
+def _inventory(host: SshHost) -> None:
+    """groups local + weddingflo (the sandbox's settings), with the host's own paths, users and become."""
+    host_vars = {
+        "ansible_connection": "ssh",
+        "ansible_host": "127.0.0.1",
+        "ansible_port": host.port,
+        "ansible_user": DEPLOY_USER,
+        "ansible_ssh_private_key_file": str(host.key),
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_become_method": "ansible.builtin.sudo",
+        "wfops_sandbox_host_dir": str(host.host_dir),
+        "backup_user": BACKUP_USER,
+        "backup_group": BACKUP_USER,
+        "backup_manage_user": True,
+        "backup_become": True,
+        "backup_schedule_enabled": True,
+        "backup_pg_bindir": _run("pg_config", "--bindir").strip(),
+        "migrate_install_dependencies": True,
+        "migrate_become": True,
+        "release_become": True,
+        "rollback_backup_user": BACKUP_USER,
+        "rollback_become": True,
+    }
+    inventory_dir = host.inventory.parent
+    inventory_dir.mkdir()
+    (inventory_dir / "group_vars").symlink_to(REPO / "group_vars")
+    document = {"local": {"children": {"weddingflo": {"hosts": {"hetzner": host_vars}}}}}
+    host.inventory.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def ssh_host() -> Iterator[SshHost]:
+    assert os.geteuid() == 0, "the SSH scenario creates the deploy user and a sudoers rule: run it as root"
+    # Outside pytest's 0700 temporary tree: the deploy user must reach the host paths and the app's log.
+    root = Path(tempfile.mkdtemp(prefix="wfops-ssh-", dir="/tmp"))
+    root.chmod(0o755)
+    created = [name for name in (DEPLOY_USER,) if _ensure_user(name, "--create-home", "--shell", "/bin/bash")]
+    _run("usermod", "-p", "*", DEPLOY_USER)  # no password, but not a locked account (sshd refuses those)
+    SUDOERS_RULE.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+    SUDOERS_RULE.chmod(0o440)
+    _run("visudo", "-cf", str(SUDOERS_RULE))
+    key = root / "controller_key"
+    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfops-test", "-f", str(key))
+    authorized = root / "authorized_keys"
+    authorized.mkdir()
+    shutil.copy(key.with_suffix(".pub"), authorized / DEPLOY_USER)
+    port = free_port()
+    sshd, log = _start_sshd(root, port, authorized)
+    box = start_sandbox(root / "sandbox", guests=2000)
+    (root / "sandbox").chmod(0o755)
+    host = SshHost(root, port, key, log, root / "inventory" / "hosts.yml", root / "host", box)
+    _inventory(host)
+    try:
+        yield host
+    finally:
+        stop_sandbox(box)
+        sshd.terminate()
+        sshd.wait(timeout=10)
+        SUDOERS_RULE.unlink(missing_ok=True)
+        for name in created:
+            subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        if _user_exists(BACKUP_USER):
+            subprocess.run(["userdel", BACKUP_USER], check=False, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _owner_and_mode(path: Path) -> tuple[str, str]:
+    info = path.stat()
+    return pwd.getpwuid(info.st_uid).pw_name, oct(stat.S_IMODE(info.st_mode))
+
+
+def _commit(box: SandboxHandle) -> str:
+    url = json.loads((box.directory / "services.json").read_text())["app_url"] + "/api/health"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())["commit"]
+
+
+def _failures(completed: subprocess.CompletedProcess[str]) -> str:
+    """The play's failed tasks (with the lines around them) and its recap: enough to see what went wrong."""
+    lines = completed.stdout.splitlines()
+    failed = [i for i, line in enumerate(lines) if "FAILED!" in line or line.startswith("failed:")]
+    shown = [" | ".join(lines[max(i - 3, 0) : i + 6]) for i in failed]
+    return "\n".join([*shown, completed.stdout[-600:], completed.stderr[-1000:]])
+
+
+def _recap_ok(output: str) -> bool:
+    recap = output[output.rindex("PLAY RECAP") :]
+    return "hetzner" in recap and "failed=0" in recap and "unreachable=0" in recap
+
+
+def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshHost) -> None:
+    host, box = ssh_host, ssh_host.box
+
+    before = table_checksums(box)
+    release = host.playbook("release.yml", "-e", "wfops_release_ref=over-ssh")
+    assert release.returncode == 0, _failures(release)
+    assert _recap_ok(release.stdout), release.stdout[-2000:]
+    assert _commit(box) == "over-ssh"
+    assert table_checksums(box) != before, "the release migrated and normalised the database"
+
+    # It came over SSH as deploy, key-authenticated.
+    log = host.sshd_log.read_text()
+    assert f"Accepted publickey for {DEPLOY_USER} from 127.0.0.1" in log
+
+    # become: the backup user owns the backups and the settings; root owns the tool and the units.
+    backups = sorted((host.host_dir / "var/backups/weddingflo").glob("backup-*.dump"))
+    assert len(backups) == 1
+    assert _owner_and_mode(backups[0]) == (BACKUP_USER, "0o600")
+    assert _owner_and_mode(backups[0].with_suffix(".json")) == (BACKUP_USER, "0o600")
+    assert _owner_and_mode(host.host_dir / "etc/weddingflo-backup/backup.env") == (BACKUP_USER, "0o600")
+    assert _owner_and_mode(host.host_dir / "etc/weddingflo-backup") == (BACKUP_USER, "0o700")
+    assert _owner_and_mode(host.host_dir / "usr/local/bin/weddingflo-backup") == ("root", "0o755")
+    for unit in ("weddingflo-backup.service", "weddingflo-backup.timer"):
+        assert _owner_and_mode(host.host_dir / "etc/systemd/system" / unit) == ("root", "0o644")
+    assert f"User={BACKUP_USER}" in (host.host_dir / "etc/systemd/system/weddingflo-backup.service").read_text()
+    ledger = [json.loads(line) for line in (host.host_dir / "var/lib/weddingflo/ledger.jsonl").read_text().splitlines()]
+    assert [entry["kind"] for entry in ledger] == ["release"]
+    assert ledger[0]["ref"] == "over-ssh" and ledger[0]["status"] == "successful"
+
+    # A database rollback to the release's backup, over the same connection.
+    backup_id = backups[0].stem
+    rollback = host.playbook("rollback.yml", "-e", "rollback_database=true", "-e", f"rollback_confirm={backup_id}")
+    assert rollback.returncode == 0, _failures(rollback)
+    assert _recap_ok(rollback.stdout), rollback.stdout[-2000:]
+    after = table_checksums(box)
+    # The rollback's closing smoke check signs in once: that session is the only row newer than the backup.
+    assert after.pop("public.sessions").startswith("1:")
+    assert after == {k: v for k, v in before.items() if k != "public.sessions"}, "the pre-release database is back"
+    assert _commit(box) != "over-ssh", "the code went back to the previous deployment"
+    safety = sorted((host.host_dir / "var/backups/weddingflo").glob("backup-*.dump"))
+    assert len(safety) == 2 and all(_owner_and_mode(path)[0] == BACKUP_USER for path in safety)
+    kinds = [json.loads(line)["kind"] for line in (host.host_dir / "var/lib/weddingflo/ledger.jsonl").open()]
+    assert kinds == ["release", "rollback"]
