@@ -21,6 +21,7 @@ have sshd || [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 have ssh || need_apt+=(openssh-client)
 have systemd-analyze || need_apt+=(systemd)
 have sudo || need_apt+=(sudo)
+have rclone || need_apt+=(rclone)
 
 if [ ${#need_apt[@]} -eq 0 ]; then
   exit 0
