@@ -1339,13 +1339,19 @@ def all_backups(settings: Settings) -> list[Backup]:
 
 
 def find_any_backup(settings: Settings, backup_id: str) -> Backup:
-    """A backup on this host or offsite (`latest` = the newest of both)."""
-    found = all_backups(settings)
-    if backup_id == "latest" and found:
-        return found[0]
-    for backup in found:
-        if backup.backup_id == backup_id:
-            return backup
+    """A backup on this host or offsite (`latest` = the newest of both); the catalogue is refreshed when it does not
+    know the backup."""
+    for attempt in ("cached", "refreshed"):
+        if attempt == "refreshed":
+            if settings.offsite is None:
+                break
+            pull_catalogue(settings, Offsite(settings.offsite))
+        found = all_backups(settings)
+        if backup_id == "latest" and found:
+            return found[0]
+        for backup in found:
+            if backup.backup_id == backup_id:
+                return backup
     return find_backup(settings.backup_dir, backup_id)  # raises the usual "no backup" sentence
 
 
@@ -1583,7 +1589,8 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
     if not copies:
         raise BackupError(f"there is no offsite backup to drill on ({offsite.describe()})")
     backup = copies[0] if backup_id in (None, "latest") else find_backup(catalogue_dir(settings), str(backup_id))
-    manifest = backup.manifest
+    # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
+    manifest = {**json.loads(offsite.read_text(f"{backup.backup_id}.json")), "offsite": backup.manifest.get("offsite")}
     findings: list[str] = []
     counts: dict[str, int] = {}
     with scratch_dir(settings) as scratch:
