@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import re
 import shutil
 import stat
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
+import yaml
 
 from backup_helpers import final_files, load_tool_module, run_tool, tool_env
-from conftest import SandboxHandle, start_sandbox, stop_sandbox
-from offsite_helpers import CRYPT_PASSWORD, SftpTarget, sftp_target
+from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
+from offsite_helpers import CRYPT_PASSWORD, SFTP_USER, SftpTarget, sftp_target, user_exists
 from wfops.pgcluster import server_bindir
 
 tool = load_tool_module()
@@ -283,3 +288,123 @@ def test_the_crypt_password_and_the_ssh_key_never_show_in_output_or_arguments(ho
         assert all(secret not in text for text in outputs)
     assert stat.S_IMODE(host.backup_dir.stat().st_mode) == 0o700
     assert os.environ.get("OFFSITE_CRYPT_PASSWORD") is None
+
+
+RECOVER_USER = "wfops-recover"
+
+
+@pytest.fixture
+def recover_user() -> Iterator[str]:
+    assert os.geteuid() == 0, "recover-host creates a system user: run it as root"
+    assert not user_exists(RECOVER_USER), f"{RECOVER_USER} exists already: remove it (userdel {RECOVER_USER})"
+    yield RECOVER_USER
+    subprocess.run(["userdel", RECOVER_USER], check=False, capture_output=True)
+
+
+def _as_user(user: str, tool_path: Path, env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", user, "--", str(tool_path), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
+    )
+
+
+def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite_backups(
+    host: Host, recover_user: str, tmp_path: Path
+) -> None:
+    release = host.backup("--reason", "release", "--release-ref", "r-lost")
+    scheduled = host.backup("--reason", "scheduled")
+    for backup_id in (release, scheduled):
+        host.ok("offsite", "copy", backup_id)
+    shutil.rmtree(host.backup_dir)  # the old host is gone, and every backup on it
+
+    # The empty host: a fresh directory tree (its /etc, /usr/local, /var) and a system user that does not exist yet.
+    prefix = Path(tempfile.mkdtemp(prefix="wfops-recover-", dir="/tmp"))
+    prefix.chmod(0o755)
+    inventory = tmp_path / "inventory" / "hosts.yml"
+    inventory.parent.mkdir()
+    (inventory.parent / "group_vars").symlink_to(REPO / "group_vars")
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "wfops_sandbox_host_dir": str(prefix),
+        "backup_user": recover_user,
+        "backup_group": recover_user,
+        "backup_manage_user": True,
+        "backup_become": True,
+        "backup_schedule_enabled": True,
+        "backup_pg_bindir": str(server_bindir()),
+    }
+    inventory.write_text(yaml.safe_dump({"local": {"children": {"weddingflo": {"hosts": {"newhost": host_vars}}}}}))
+    # What the vault holds, and nothing else from the old host.
+    vault = tmp_path / "vault.yml"
+    vault.write_text(
+        yaml.safe_dump(
+            {
+                "backup_database_url": _database(host.box, "recovered"),
+                "backup_offsite_remote": {
+                    "type": "sftp",
+                    "host": "127.0.0.1",
+                    "port": host.sftp.port,
+                    "user": SFTP_USER,
+                    "shell_type": "none",
+                },
+                "backup_offsite_path": f"/store/{host.offsite_path}",
+                "backup_offsite_crypt_password": CRYPT_PASSWORD,
+                "backup_offsite_ssh_key": host.sftp.key.read_text(),
+                "backup_offsite_known_hosts": host.sftp.known_hosts.read_text(),
+                "backup_drill_database_url": host.box.ops_url + "_drill",
+            }
+        )
+    )
+    vault.chmod(0o600)
+
+    def recover() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/recover-host.yml", "-e", f"@{vault}"],
+            cwd=REPO,
+            env={**host.box.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    try:
+        first = recover()
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+        again = recover()
+        assert again.returncode == 0 and re.search(r"newhost\s*: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
+            -1500:
+        ]
+        assert CRYPT_PASSWORD not in first.stdout + again.stdout
+
+        tool_path = prefix / "usr/local/bin/weddingflo-backup"
+        env_file = prefix / "etc/weddingflo-backup/backup.env"
+        for private in (env_file, prefix / "etc/weddingflo-backup/offsite_ssh_key"):
+            assert (private.stat().st_uid, stat.S_IMODE(private.stat().st_mode)) == (
+                pwd.getpwnam(recover_user).pw_uid,
+                0o600,
+            ), private
+        units = prefix / "etc/systemd/system"
+        assert "offsite copy latest" in (units / "weddingflo-backup.service").read_text()
+        assert "OnCalendar=Sun *-*-* 05:30:00" in (units / "weddingflo-backup-drill.timer").read_text()
+
+        listed = _as_user(recover_user, tool_path, env_file, "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        assert set(rows) == {release, scheduled}
+        assert all(row["locations"] == ["offsite"] for row in rows.values())
+        assert rows[release]["release_ref"] == "r-lost"
+
+        restored = _as_user(recover_user, tool_path, env_file, "restore", release, "--dbname", "recovered")
+        assert restored.returncode == 0, restored.stderr
+        compared = _as_user(recover_user, tool_path, env_file, "compare", release)
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+        assert json.loads(compared.stdout)["result"] == "ok"
+        verified = _as_user(recover_user, tool_path, env_file, "verify", scheduled)
+        assert verified.returncode == 0 and json.loads(verified.stdout)["result"] == "ok", verified.stderr
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
