@@ -408,3 +408,31 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         assert verified.returncode == 0 and json.loads(verified.stdout)["result"] == "ok", verified.stderr
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> None:
+    backup_id = host.backup()
+    host.ok("offsite", "copy", backup_id)
+    settings = host.box.directory
+    remote = {k.removeprefix("OFFSITE_REMOTE_").lower(): v for k, v in host.env.items() if "_REMOTE_" in k}
+    (settings / "offsite.json").write_text(json.dumps({"remote": remote, "path": host.env["OFFSITE_PATH"]}))
+    for name, value in (("offsite_crypt_password", CRYPT_PASSWORD), ("drill_database_url", host.box.ops_url + "_d")):
+        (settings / name).write_text(value)
+        (settings / name).chmod(0o600)
+    try:
+        passed = host.box.wfops("run", "drill", "--env", "local", "--json")
+        summary = json.loads(passed.stdout)
+        drill = summary["phases"][0]
+        assert passed.returncode == 0 and drill["name"] == "drill" and drill["status"] == "ok", passed.stderr[-2000:]
+        assert drill["result"]["id"] == backup_id and drill["result"]["tables_compared"] > 5
+
+        encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+        _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
+        failed = host.box.wfops("run", "drill", "--env", "local", "--json")
+        drill = json.loads(failed.stdout)["phases"][0]
+        assert failed.returncode != 0 and drill["status"] == "failed", failed.stdout[-2000:]
+        assert "from offsite failed" in json.dumps(drill["result"])
+        assert CRYPT_PASSWORD not in passed.stdout + passed.stderr + failed.stdout + failed.stderr
+    finally:
+        for name in ("offsite.json", "offsite_crypt_password", "drill_database_url"):
+            (settings / name).unlink(missing_ok=True)
