@@ -93,6 +93,9 @@ class OffsiteSettings:
     retention_days: int = 7
     retention_min_count: int = 3
     rclone: str = "rclone"
+    # rclone's own defaults: a whole operation tried 3 times, each network call 10 times (with backoff).
+    retries: int = 3
+    low_level_retries: int = 10
 
 
 _TRUE = ("1", "true", "yes", "on")
@@ -124,6 +127,8 @@ def _offsite_settings(values: dict[str, str], retention_days: int, min_count: in
         retention_days=int(values.get("OFFSITE_RETENTION_DAYS") or retention_days),
         retention_min_count=int(values.get("OFFSITE_RETENTION_MIN_COUNT") or min_count),
         rclone=values.get("OFFSITE_RCLONE", "").strip() or "rclone",
+        retries=int(values.get("OFFSITE_RETRIES") or 3),
+        low_level_retries=int(values.get("OFFSITE_LOW_LEVEL_RETRIES") or 10),
     )
 
 
@@ -1233,7 +1238,14 @@ class Offsite:
     def _base_env(self) -> dict[str, str]:
         # RCLONE_CONFIG=/dev/null: every remote comes from this environment, none from a stray rclone.conf.
         base = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
-        return {**base, "RCLONE_CONFIG": os.devnull, "RCLONE_CONTIMEOUT": "30s", "LC_ALL": "C"}
+        return {
+            **base,
+            "RCLONE_CONFIG": os.devnull,
+            "RCLONE_CONTIMEOUT": "30s",
+            "RCLONE_RETRIES": str(self.config.retries),
+            "RCLONE_LOW_LEVEL_RETRIES": str(self.config.low_level_retries),
+            "LC_ALL": "C",
+        }
 
     def _obscure(self, secret: str) -> str:
         result = self._rclone(["obscure", "-"], self._base_env(), stdin=secret.encode() + b"\n", what="obscure")

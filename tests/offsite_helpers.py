@@ -50,6 +50,9 @@ class SftpTarget:
             "OFFSITE_REMOTE_SHELL_TYPE": "none",
             "OFFSITE_PATH": f"/store/{path}",
             "OFFSITE_CRYPT_PASSWORD": CRYPT_PASSWORD,
+            # A refused connection is final here; rclone's default backoff would spend ~11 s per failing test.
+            "OFFSITE_RETRIES": "1",
+            "OFFSITE_LOW_LEVEL_RETRIES": "1",
             **extra,
         }
 

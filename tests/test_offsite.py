@@ -361,9 +361,17 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
     )
     vault.chmod(0o600)
 
-    def recover() -> subprocess.CompletedProcess[str]:
+    def recover(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/recover-host.yml", "-e", f"@{vault}"],
+            [
+                str(VENV_BIN / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "playbooks/recover-host.yml",
+                "-e",
+                f"@{vault}",
+                *extra,
+            ],
             cwd=REPO,
             env={**host.box.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
             capture_output=True,
@@ -373,6 +381,9 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         )
 
     try:
+        dry = recover("--check")
+        assert dry.returncode == 0, dry.stdout[-3000:]
+        assert list(prefix.iterdir()) == [] and not user_exists(recover_user), "a check run changes nothing"
         first = recover()
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
         again = recover()
@@ -406,6 +417,38 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         assert json.loads(compared.stdout)["result"] == "ok"
         verified = _as_user(recover_user, tool_path, env_file, "verify", scheduled)
         assert verified.returncode == 0 and json.loads(verified.stdout)["result"] == "ok", verified.stderr
+
+        # The scheduled unit, step by step as systemd runs it: a copy that cannot write stops it before prune.
+        units_ok = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", *(str(p) for p in sorted(units.glob("weddingflo-backup*")))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert units_ok.returncode == 0, units_ok.stderr
+        steps = [
+            line.removeprefix("ExecStart=").split()
+            for line in (units / "weddingflo-backup.service").read_text().splitlines()
+            if line.startswith("ExecStart=")
+        ]
+        assert [step[3:5] for step in steps] == [["create", "--reason"], ["offsite", "copy"], ["prune"]]
+        store = host.sftp.store / host.offsite_path
+        store.chmod(0o555)  # the provider refuses writes (quota, permissions)
+        try:
+            outcomes = []
+            for step in steps:
+                done = subprocess.run(["runuser", "-u", recover_user, "--", *step], capture_output=True, text=True)
+                outcomes.append(done.returncode)
+                if done.returncode != 0:
+                    break
+        finally:
+            store.chmod(0o755)
+        assert outcomes == [0, 1], "the unit fails at the offsite copy, before prune"
+        assert "copying" in done.stderr and "failed" in done.stderr, done.stderr
+        metrics = (prefix / "var/lib/node_exporter/textfile_collector/weddingflo_backup.prom").read_text()
+        assert "weddingflo_backup_last_run_success 1" in metrics
+        assert "weddingflo_backup_offsite_last_result 0" in metrics
+        assert _ids_offsite(host) == {release, scheduled}
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
 
