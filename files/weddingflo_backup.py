@@ -1219,6 +1219,7 @@ class Offsite:
 
     BASE = "wfoffsite"
     CRYPT = "wfoffsitecrypt"
+    _OBSCURED_OPTIONS = ("pass",)
 
     def __init__(self, config: OffsiteSettings) -> None:
         self.config = config
@@ -1255,7 +1256,9 @@ class Offsite:
         if self._env is None:
             env = self._base_env()
             for key, value in self.config.remote.items():
-                env[f"RCLONE_CONFIG_{self.BASE.upper()}_{key.upper()}"] = value
+                # rclone takes passwords (sftp/ftp/webdav `pass`) only obscured; the env file holds them plain.
+                secret = key in self._OBSCURED_OPTIONS
+                env[f"RCLONE_CONFIG_{self.BASE.upper()}_{key.upper()}"] = self._obscure(value) if secret else value
             if self.config.crypt:
                 crypt = f"RCLONE_CONFIG_{self.CRYPT.upper()}_"
                 env[crypt + "TYPE"] = "crypt"

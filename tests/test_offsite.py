@@ -479,3 +479,25 @@ def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> 
     finally:
         for name in ("offsite.json", "offsite_crypt_password", "drill_database_url"):
             (settings / name).unlink(missing_ok=True)
+
+
+def test_configuration_errors_and_passwords_reach_rclone_only_obscured() -> None:
+    values = {"OFFSITE_REMOTE_TYPE": "sftp", "OFFSITE_REMOTE_PASS": "plain-sftp-pw"}
+    with pytest.raises(tool.BackupError, match="OFFSITE_CRYPT_PASSWORD is not set"):
+        tool._offsite_settings(values, 7, 3)
+    assert tool.Offsite(tool._offsite_settings({**values, "OFFSITE_CRYPT": "false"}, 7, 3)).prefix.startswith(
+        "wfoffsite:"
+    )
+    assert tool._offsite_settings({"OFFSITE_PATH": "/x"}, 7, 3) is None, "no remote, no offsite"
+    env = tool.Offsite(tool._offsite_settings({**values, "OFFSITE_CRYPT_PASSWORD": CRYPT_PASSWORD}, 7, 3)).env()
+    for key, plain in (
+        ("RCLONE_CONFIG_WFOFFSITE_PASS", "plain-sftp-pw"),
+        ("RCLONE_CONFIG_WFOFFSITECRYPT_PASSWORD", CRYPT_PASSWORD),
+    ):
+        assert env[key] != plain
+        revealed = subprocess.run(["rclone", "reveal", env[key]], capture_output=True, text=True, check=True)
+        assert revealed.stdout.strip() == plain
+    assert (
+        env["RCLONE_CONFIG"] == os.devnull
+        and env["RCLONE_CONFIG_WFOFFSITECRYPT_REMOTE"] == "wfoffsite:weddingflo-backups"
+    )
