@@ -23,6 +23,7 @@ have systemd-analyze || need_apt+=(systemd)
 have sudo || need_apt+=(sudo)
 # The host-side modules run on the system Python (the SSH scenario's "Hetzner host" is this machine).
 [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need_apt+=(python3-psycopg2)
+have rclone || need_apt+=(rclone)
 
 if [ ${#need_apt[@]} -eq 0 ]; then
   exit 0

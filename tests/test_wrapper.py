@@ -216,7 +216,7 @@ def test_phases_lists_all_nine_in_runbook_order() -> None:
     assert result.returncode == 0
     every = json.loads(result.stdout)
     phases = [p for p in every if not p["auxiliary"]]
-    assert [p["name"] for p in every if p["auxiliary"]] == ["verify"]
+    assert [p["name"] for p in every if p["auxiliary"]] == ["verify", "drill"]
     assert [p["name"] for p in phases] == [
         "preflight",
         "backup",

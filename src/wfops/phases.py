@@ -15,16 +15,18 @@ class Phase:
     description: str
     # Auxiliary phases reuse a runbook phase's parts (verify: phase 4's checks) and are not in the runbook's list.
     auxiliary: bool = False
+    # The role, when another phase's role implements this one (drill: the backup role's drill tasks).
+    role_name: str | None = None
 
     @property
     def role(self) -> str:
         """The Ansible role implementing the phase (role names cannot contain dashes)."""
-        return self.name.replace("-", "_")
+        return self.role_name or self.name.replace("-", "_")
 
     @property
     def stats_key(self) -> str:
-        """The set_stats key under which the role reports its result."""
-        return f"wfops_{self.role}"
+        """The set_stats key under which the phase reports its result."""
+        return f"wfops_{self.name.replace('-', '_')}"
 
 
 PHASES: tuple[Phase, ...] = (
@@ -89,6 +91,14 @@ PHASES: tuple[Phase, ...] = (
         "The data invariants (the runbook's post-run checks), read-only",
         auxiliary=True,
     ),
+    Phase(
+        "drill",
+        2,
+        "playbooks/drill.yml",
+        "Restore the newest offsite backup into a scratch database and compare it with its manifest",
+        auxiliary=True,
+        role_name="backup",
+    ),
 )
 
 RELEASE_PLAYBOOK = "playbooks/release.yml"
@@ -96,7 +106,10 @@ RELEASE_PLAYBOOK = "playbooks/release.yml"
 RELEASE_ORDER: tuple[str, ...] = ("preflight", "backup", "migrate", "normalize", "deploy", "smoke")
 
 _BY_NAME = {phase.name: phase for phase in PHASES}
-_BY_ROLE = {phase.role: phase for phase in PHASES}
+# A role maps to the runbook phase it implements (backup, not the drill that reuses it).
+_BY_ROLE: dict[str, Phase] = {}
+for _phase in PHASES:
+    _BY_ROLE.setdefault(_phase.role, _phase)
 
 
 class UnknownPhaseError(ValueError):

@@ -1,0 +1,510 @@
+"""Backups beyond the host: encrypted offsite copies on a real SFTP-only target, restores and drills from them.
+
+The target is a real sshd on loopback with a chrooted, SFTP-only user; rclone, pg_dump and pg_restore are the
+real binaries; PostgreSQL is the sandbox's. These tests create a system user and start sshd: they need root
+and fail (they do not skip) without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import yaml
+
+from backup_helpers import final_files, load_tool_module, run_tool, tool_env
+from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
+from offsite_helpers import CRYPT_PASSWORD, SFTP_USER, SftpTarget, sftp_target, user_exists
+from webhook_receiver import start_webhook
+from wfops.pgcluster import server_bindir
+
+tool = load_tool_module()
+
+
+@pytest.fixture(scope="module")
+def sftp() -> Iterator[SftpTarget]:
+    with sftp_target() as target:
+        yield target
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
+    handle = start_sandbox(tmp_path_factory.mktemp("offsite-box"), guests=500)
+    yield handle
+    stop_sandbox(handle)
+
+
+@pytest.fixture
+def host(tmp_path: Path, sftp: SftpTarget, box: SandboxHandle, request: pytest.FixtureRequest) -> Host:
+    return Host(tmp_path, sftp, box, request.node.name.removeprefix("test_")[:40])
+
+
+class Host:
+    """One test's "host": its own backup directory, metrics file and offsite directory on the shared target."""
+
+    def __init__(self, tmp_path: Path, sftp: SftpTarget, box: SandboxHandle, name: str) -> None:
+        self.backup_dir = tmp_path / "backups"
+        self.metrics_dir = tmp_path / "metrics"
+        self.sftp = sftp
+        self.box = box
+        self.offsite_path = name
+        self.env = tool_env(
+            box.ops_url,
+            self.backup_dir,
+            PG_BINDIR=str(server_bindir()),
+            BACKUP_METRICS_DIR=str(self.metrics_dir),
+            **sftp.offsite_env(name),
+        )
+
+    def tool(self, *args: str, **overrides: str) -> tuple[int, str, str]:
+        result = run_tool({**self.env, **overrides}, *args)
+        return result.returncode, result.stdout, result.stderr
+
+    def ok(self, *args: str, **overrides: str) -> str:
+        code, out, err = self.tool(*args, **overrides)
+        assert code == 0, err
+        return out
+
+    def backup(self, *args: str, **overrides: str) -> str:
+        return json.loads(self.ok("create", *args, **overrides))["id"]
+
+    def listing(self) -> dict[str, dict]:
+        return {row["id"]: row for row in json.loads(self.ok("list", "--json"))}
+
+    def metrics(self) -> dict[str, str]:
+        lines = (self.metrics_dir / "weddingflo_backup.prom").read_text().splitlines()
+        return dict(line.split(" ", 1) for line in lines if line and not line.startswith("#"))
+
+    def offsite(self) -> object:
+        """The tool's own rclone remotes, for what an attacker or bit rot does to the target."""
+        values = {k: v for k, v in self.env.items() if k.startswith("OFFSITE_")}
+        return tool.Offsite(tool._offsite_settings(values, 7, 3))
+
+
+def _database(box: SandboxHandle, name: str) -> str:
+    admin = psycopg2.connect(box.ops_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    admin.close()
+    return box.ops_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _databases(box: SandboxHandle) -> set[str]:
+    with box.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _known_row_text(box: SandboxHandle) -> bytes:
+    with box.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT email FROM users ORDER BY email LIMIT 1")
+        return cursor.fetchone()[0].encode()
+
+
+def _flip_a_byte(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_copies_arrive_encrypted_and_list_shows_where_each_backup_is(host: Host) -> None:
+    backup_id = host.backup("--reason", "scheduled", BACKUP_COMPRESSION="0")
+    archive = host.backup_dir / f"{backup_id}.dump"
+    known = _known_row_text(host.box)
+    # The control: unencrypted and uncompressed, the archive is a pg_dump archive holding the row's text.
+    assert archive.read_bytes().startswith(b"PGDMP") and known in archive.read_bytes()
+
+    copied = json.loads(host.ok("offsite", "copy", backup_id))
+
+    assert copied["id"] == backup_id and copied["sha256_ok"] is True
+    stored = host.sftp.files(host.offsite_path)
+    assert len(stored) == 2, stored  # the archive and its manifest, nothing else
+    for path in stored:
+        data = path.read_bytes()
+        assert not data.startswith(b"PGDMP"), path
+        assert known not in data and b"row_counts" not in data and b"sha256" not in data, path
+        assert "backup-" not in str(path.relative_to(host.sftp.store)), "file names are encrypted too"
+    assert sum(p.stat().st_size for p in stored) > archive.stat().st_size
+    row = host.listing()[backup_id]
+    assert row["locations"] == ["local", "offsite"]
+    assert row["offsite"]["sha256_ok"] is True and row["offsite"]["verification"] == "verified"
+    text = host.ok("list")
+    assert "local+offsite" in text and "verified" in text
+    manifest = json.loads((host.backup_dir / f"{backup_id}.json").read_text())
+    assert manifest["offsite"]["sha256_ok"] is True and manifest["offsite"]["copied_at"]
+    metrics = host.metrics()
+    assert metrics["weddingflo_backup_offsite_last_result"] == "1"
+    assert metrics["weddingflo_backup_offsite_last_size_bytes"] == str(archive.stat().st_size)
+
+
+def test_a_restore_from_the_offsite_copy_after_the_backups_are_gone_matches_the_manifest(host: Host) -> None:
+    backup_id = host.backup("--reason", "release", "--release-ref", "r-offsite")
+    host.ok("offsite", "copy", backup_id)
+    shutil.rmtree(host.backup_dir)
+
+    row = host.listing()[backup_id]
+    assert row["locations"] == ["offsite"] and row["present"] is False and row["release_ref"] == "r-offsite"
+    restored_url = _database(host.box, "offsite_restored")
+    restored = json.loads(host.ok("restore", backup_id, "--dbname", "offsite_restored"))
+    compare = json.loads(host.ok("compare", backup_id, DATABASE_URL=restored_url))
+
+    assert restored["id"] == backup_id
+    assert compare["result"] == "ok" and compare["tables_compared"] > 5, compare
+    assert host.listing()[backup_id]["locations"] == ["local", "offsite"]
+
+
+def test_a_tampered_offsite_copy_is_refused(host: Host, tmp_path: Path) -> None:
+    good = host.backup()
+    host.ok("offsite", "copy", good)
+    # Bit rot (or an edit) on the provider's side: crypt's authentication refuses the block.
+    encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+    _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
+    shutil.rmtree(host.backup_dir)
+
+    code, _, err = host.tool("fetch", good)
+    assert code == 1 and "downloading" in err and "from offsite failed" in err, err
+    assert final_files(host.backup_dir) == []
+
+    # Someone with the key swaps in another (valid, decryptable) archive: the manifest's sha256 refuses it.
+    other = host.backup(BACKUP_DIR=str(tmp_path / "other"))
+    host.offsite().upload(tmp_path / "other" / f"{other}.dump", f"{good}.dump")
+    code, _, err = host.tool("restore", good, "--dbname", "never_restored")
+    assert code == 1 and f"the offsite copy of {good} has sha256" in err and "refusing to use it" in err, err
+    assert f"{good}.dump" not in final_files(host.backup_dir)
+    assert "never_restored" not in _databases(host.box)
+    assert host.listing()[good]["offsite"]["verification"] == "MISMATCH"
+
+
+def _ids_offsite(host: Host) -> set[str]:
+    return {name.removesuffix(".json") for name in host.offsite().listing() if name.endswith(".json")}
+
+
+def test_offsite_retention_prunes_only_after_a_successful_copy(host: Host) -> None:
+    # Keep nothing for its age: only the newest two good copies and the pinned release backup stay.
+    retention = {"OFFSITE_RETENTION_DAYS": "0", "OFFSITE_RETENTION_MIN_COUNT": "2"}
+    release = host.backup("--reason", "release", "--release-ref", "r1")
+    first, second, third = (host.backup("--reason", "scheduled") for _ in range(3))
+    for backup_id in (release, first, second, third):
+        host.ok("offsite", "copy", backup_id, "--no-prune", **retention)
+    assert _ids_offsite(host) == {release, first, second, third}
+
+    damaged = host.backup("--reason", "scheduled")
+    _flip_a_byte(host.backup_dir / f"{damaged}.dump", 100)
+    code, _, err = host.tool("offsite", "copy", damaged, **retention)
+    assert code == 1 and "not copying a damaged backup offsite" in err, err
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "0"
+    unreachable = {"OFFSITE_REMOTE_PORT": "1", **retention}
+    code, _, err = host.tool("offsite", "copy", third, **unreachable)
+    assert code == 1 and "copying" in err and "failed" in err, err
+    assert _ids_offsite(host) == {release, first, second, third}, "a failed copy deletes nothing"
+
+    newest = host.backup("--reason", "scheduled")
+    copied = json.loads(host.ok("offsite", "copy", newest, **retention))
+
+    assert sorted(copied["pruned"]) == sorted([first, second])
+    assert _ids_offsite(host) == {release, third, newest}
+    assert len(host.sftp.files(host.offsite_path)) == 6
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "1"
+    assert {release, first, second, third, newest} <= set(final_files_ids(host)), "local copies are not touched"
+
+
+def final_files_ids(host: Host) -> list[str]:
+    return [name.removesuffix(".dump") for name in final_files(host.backup_dir) if name.endswith(".dump")]
+
+
+def test_the_drill_passes_on_a_good_backup_and_fails_on_a_corrupted_one(host: Host) -> None:
+    drill_url = host.box.ops_url.rsplit("/", 1)[0] + "/wf_drill_scratch"
+    drill_env = {"BACKUP_DRILL_DATABASE_URL": drill_url}
+    code, _, err = host.tool("drill", BACKUP_DRILL_DATABASE_URL=host.box.ops_url.replace("127.0.0.1", "localhost"))
+    assert code == 1 and "names the production database" in err, err
+    backup_id = host.backup()
+    host.ok("offsite", "copy", backup_id)
+
+    passed = json.loads(host.ok("drill", **drill_env))
+
+    assert passed["id"] == backup_id and passed["result"] == "ok", passed
+    assert passed["tables_compared"] > 5 and passed["rows_restored"] > 500
+    assert "wf_drill_scratch" not in _databases(host.box)
+    metrics = host.metrics()
+    assert metrics["weddingflo_backup_drill_last_result"] == "1"
+    assert float(metrics["weddingflo_backup_drill_last_duration_seconds"]) > 0
+
+    # A manifest whose counts the archive does not hold (a dump that lost rows): the restore shows it.
+    manifest = json.loads((host.backup_dir / f"{backup_id}.json").read_text())
+    manifest.pop("offsite")
+    table = sorted(manifest["row_counts"])[0]
+    manifest["row_counts"][table] += 1
+    lying = host.backup_dir.parent / f"{backup_id}.json"
+    lying.write_text(json.dumps(manifest))
+    host.offsite().upload(lying, f"{backup_id}.json")
+    hook, server = start_webhook()
+    try:
+        code, out, _ = host.tool("drill", **drill_env, NOTIFY_WEBHOOK_URL=hook.url)
+    finally:
+        server.shutdown()
+    failed = json.loads(out)
+    assert code == 1 and failed["result"] == "failed"
+    assert hook.events() == ["drill-failed"], "a failed drill is posted to the team's webhook"
+    assert f"{table}: restored" in hook.received[0]["text"]
+    assert failed["findings"] == [
+        f"{table}: restored {manifest['row_counts'][table] - 1} rows, the manifest says {manifest['row_counts'][table]}"
+    ]
+    assert host.metrics()["weddingflo_backup_drill_last_result"] == "0"
+    assert "wf_drill_scratch" not in _databases(host.box)
+
+    encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+    _flip_a_byte(encrypted, encrypted.stat().st_size // 3)
+    code, _, err = host.tool("drill", **drill_env)
+    assert code == 1 and "from offsite failed" in err, err
+    assert host.metrics()["weddingflo_backup_drill_last_result"] == "0"
+
+
+def test_the_crypt_password_and_the_ssh_key_never_show_in_output_or_arguments(host: Host, tmp_path: Path) -> None:
+    argv_log = tmp_path / "argv.log"
+    wrapper = tmp_path / "rclone"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$0" "$@" >> {argv_log}\nexec /usr/bin/rclone "$@"\n')
+    wrapper.chmod(0o755)
+    env = {"OFFSITE_RCLONE": str(wrapper), "BACKUP_DRILL_DATABASE_URL": host.box.ops_url + "_drill"}
+    outputs = []
+    backup_id = host.backup()
+    for args in (("offsite", "copy", backup_id), ("list",), ("verify", backup_id, "--offsite"), ("drill",)):
+        code, out, err = host.tool(*args, **env)
+        assert code == 0, err
+        outputs += [out, err]
+    shutil.rmtree(host.backup_dir)
+    outputs += list(host.tool("fetch", backup_id, **env)[1:])
+    outputs += list(host.tool("offsite", "copy", "latest", **env, OFFSITE_REMOTE_PORT="1")[1:])
+
+    key_text = host.sftp.key.read_text().strip().splitlines()[1]
+    arguments = argv_log.read_text()
+    assert "obscure" in arguments and "copyto" in arguments and "lsjson" in arguments
+    for secret in (CRYPT_PASSWORD, key_text):
+        assert secret not in arguments
+        assert all(secret not in text for text in outputs)
+    assert stat.S_IMODE(host.backup_dir.stat().st_mode) == 0o700
+    assert os.environ.get("OFFSITE_CRYPT_PASSWORD") is None
+
+
+RECOVER_USER = "wfops-recover"
+
+
+@pytest.fixture
+def recover_user() -> Iterator[str]:
+    assert os.geteuid() == 0, "recover-host creates a system user: run it as root"
+    assert not user_exists(RECOVER_USER), f"{RECOVER_USER} exists already: remove it (userdel {RECOVER_USER})"
+    yield RECOVER_USER
+    subprocess.run(["userdel", RECOVER_USER], check=False, capture_output=True)
+
+
+def _as_user(user: str, tool_path: Path, env_file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", user, "--", str(tool_path), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"], "LC_ALL": "C"},
+    )
+
+
+def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite_backups(
+    host: Host, recover_user: str, tmp_path: Path
+) -> None:
+    release = host.backup("--reason", "release", "--release-ref", "r-lost")
+    scheduled = host.backup("--reason", "scheduled")
+    for backup_id in (release, scheduled):
+        host.ok("offsite", "copy", backup_id)
+    shutil.rmtree(host.backup_dir)  # the old host is gone, and every backup on it
+
+    # The empty host: a fresh directory tree (its /etc, /usr/local, /var) and a system user that does not exist yet.
+    prefix = Path(tempfile.mkdtemp(prefix="wfops-recover-", dir="/tmp"))
+    prefix.chmod(0o755)
+    inventory = tmp_path / "inventory" / "hosts.yml"
+    inventory.parent.mkdir()
+    (inventory.parent / "group_vars").symlink_to(REPO / "group_vars")
+    host_vars = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "wfops_sandbox_host_dir": str(prefix),
+        "backup_user": recover_user,
+        "backup_group": recover_user,
+        "backup_manage_user": True,
+        "backup_become": True,
+        "backup_schedule_enabled": True,
+        "backup_pg_bindir": str(server_bindir()),
+    }
+    inventory.write_text(yaml.safe_dump({"local": {"children": {"weddingflo": {"hosts": {"newhost": host_vars}}}}}))
+    # What the vault holds, and nothing else from the old host.
+    vault = tmp_path / "vault.yml"
+    vault.write_text(
+        yaml.safe_dump(
+            {
+                "backup_database_url": _database(host.box, "recovered"),
+                "backup_offsite_remote": {
+                    "type": "sftp",
+                    "host": "127.0.0.1",
+                    "port": host.sftp.port,
+                    "user": SFTP_USER,
+                    "shell_type": "none",
+                },
+                "backup_offsite_path": f"/store/{host.offsite_path}",
+                "backup_offsite_crypt_password": CRYPT_PASSWORD,
+                "backup_offsite_ssh_key": host.sftp.key.read_text(),
+                "backup_offsite_known_hosts": host.sftp.known_hosts.read_text(),
+                "backup_drill_database_url": host.box.ops_url + "_drill",
+            }
+        )
+    )
+    vault.chmod(0o600)
+
+    def recover(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(VENV_BIN / "ansible-playbook"),
+                "-i",
+                str(inventory),
+                "playbooks/recover-host.yml",
+                "-e",
+                f"@{vault}",
+                *extra,
+            ],
+            cwd=REPO,
+            env={**host.box.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+
+    try:
+        dry = recover("--check")
+        assert dry.returncode == 0, dry.stdout[-3000:]
+        assert list(prefix.iterdir()) == [] and not user_exists(recover_user), "a check run changes nothing"
+        first = recover()
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+        again = recover()
+        assert again.returncode == 0 and re.search(r"newhost\s*: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
+            -1500:
+        ]
+        assert CRYPT_PASSWORD not in first.stdout + again.stdout
+
+        tool_path = prefix / "usr/local/bin/weddingflo-backup"
+        env_file = prefix / "etc/weddingflo-backup/backup.env"
+        for private in (env_file, prefix / "etc/weddingflo-backup/offsite_ssh_key"):
+            assert (private.stat().st_uid, stat.S_IMODE(private.stat().st_mode)) == (
+                pwd.getpwnam(recover_user).pw_uid,
+                0o600,
+            ), private
+        units = prefix / "etc/systemd/system"
+        assert "offsite copy latest" in (units / "weddingflo-backup.service").read_text()
+        assert "OnCalendar=Sun *-*-* 05:30:00" in (units / "weddingflo-backup-drill.timer").read_text()
+
+        listed = _as_user(recover_user, tool_path, env_file, "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["id"]: row for row in json.loads(listed.stdout)}
+        assert set(rows) == {release, scheduled}
+        assert all(row["locations"] == ["offsite"] for row in rows.values())
+        assert rows[release]["release_ref"] == "r-lost"
+
+        restored = _as_user(recover_user, tool_path, env_file, "restore", release, "--dbname", "recovered")
+        assert restored.returncode == 0, restored.stderr
+        compared = _as_user(recover_user, tool_path, env_file, "compare", release)
+        assert compared.returncode == 0, compared.stdout + compared.stderr
+        assert json.loads(compared.stdout)["result"] == "ok"
+        verified = _as_user(recover_user, tool_path, env_file, "verify", scheduled)
+        assert verified.returncode == 0 and json.loads(verified.stdout)["result"] == "ok", verified.stderr
+
+        # The scheduled unit, step by step as systemd runs it: a copy that cannot write stops it before prune.
+        units_ok = subprocess.run(
+            ["systemd-analyze", "verify", "--man=no", *(str(p) for p in sorted(units.glob("weddingflo-backup*")))],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert units_ok.returncode == 0, units_ok.stderr
+        steps = [
+            line.removeprefix("ExecStart=").split()
+            for line in (units / "weddingflo-backup.service").read_text().splitlines()
+            if line.startswith("ExecStart=")
+        ]
+        assert [step[3:5] for step in steps] == [["create", "--reason"], ["offsite", "copy"], ["prune"]]
+        store = host.sftp.store / host.offsite_path
+        store.chmod(0o555)  # the provider refuses writes (quota, permissions)
+        try:
+            outcomes = []
+            for step in steps:
+                done = subprocess.run(["runuser", "-u", recover_user, "--", *step], capture_output=True, text=True)
+                outcomes.append(done.returncode)
+                if done.returncode != 0:
+                    break
+        finally:
+            store.chmod(0o755)
+        assert outcomes == [0, 1], "the unit fails at the offsite copy, before prune"
+        assert "copying" in done.stderr and "failed" in done.stderr, done.stderr
+        metrics = (prefix / "var/lib/node_exporter/textfile_collector/weddingflo_backup.prom").read_text()
+        assert "weddingflo_backup_last_run_success 1" in metrics
+        assert "weddingflo_backup_offsite_last_result 0" in metrics
+        assert _ids_offsite(host) == {release, scheduled}
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> None:
+    backup_id = host.backup()
+    host.ok("offsite", "copy", backup_id)
+    settings = host.box.directory
+    remote = {k.removeprefix("OFFSITE_REMOTE_").lower(): v for k, v in host.env.items() if "_REMOTE_" in k}
+    (settings / "offsite.json").write_text(json.dumps({"remote": remote, "path": host.env["OFFSITE_PATH"]}))
+    for name, value in (("offsite_crypt_password", CRYPT_PASSWORD), ("drill_database_url", host.box.ops_url + "_d")):
+        (settings / name).write_text(value)
+        (settings / name).chmod(0o600)
+    try:
+        passed = host.box.wfops("run", "drill", "--env", "local", "--json")
+        summary = json.loads(passed.stdout)
+        drill = summary["phases"][0]
+        assert passed.returncode == 0 and drill["name"] == "drill" and drill["status"] == "ok", passed.stderr[-2000:]
+        assert drill["result"]["id"] == backup_id and drill["result"]["tables_compared"] > 5
+
+        encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+        _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
+        failed = host.box.wfops("run", "drill", "--env", "local", "--json")
+        drill = json.loads(failed.stdout)["phases"][0]
+        assert failed.returncode != 0 and drill["status"] == "failed", failed.stdout[-2000:]
+        assert "from offsite failed" in json.dumps(drill["result"])
+        assert CRYPT_PASSWORD not in passed.stdout + passed.stderr + failed.stdout + failed.stderr
+    finally:
+        for name in ("offsite.json", "offsite_crypt_password", "drill_database_url"):
+            (settings / name).unlink(missing_ok=True)
+
+
+def test_configuration_errors_and_passwords_reach_rclone_only_obscured() -> None:
+    values = {"OFFSITE_REMOTE_TYPE": "sftp", "OFFSITE_REMOTE_PASS": "plain-sftp-pw"}
+    with pytest.raises(tool.BackupError, match="OFFSITE_CRYPT_PASSWORD is not set"):
+        tool._offsite_settings(values, 7, 3)
+    assert tool.Offsite(tool._offsite_settings({**values, "OFFSITE_CRYPT": "false"}, 7, 3)).prefix.startswith(
+        "wfoffsite:"
+    )
+    assert tool._offsite_settings({"OFFSITE_PATH": "/x"}, 7, 3) is None, "no remote, no offsite"
+    env = tool.Offsite(tool._offsite_settings({**values, "OFFSITE_CRYPT_PASSWORD": CRYPT_PASSWORD}, 7, 3)).env()
+    for key, plain in (
+        ("RCLONE_CONFIG_WFOFFSITE_PASS", "plain-sftp-pw"),
+        ("RCLONE_CONFIG_WFOFFSITECRYPT_PASSWORD", CRYPT_PASSWORD),
+    ):
+        assert env[key] != plain
+        revealed = subprocess.run(["rclone", "reveal", env[key]], capture_output=True, text=True, check=True)
+        assert revealed.stdout.strip() == plain
+    assert (
+        env["RCLONE_CONFIG"] == os.devnull
+        and env["RCLONE_CONFIG_WFOFFSITECRYPT_REMOTE"] == "wfoffsite:weddingflo-backups"
+    )
