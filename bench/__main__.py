@@ -32,6 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-guests", type=int, default=5000, help="guests of the overhead scenario's sandbox")
     parser.add_argument("--small-sandbox-dir", type=Path, default=None, help="default: <sandbox-dir>-small")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md", help="the report to write")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-render --out from its RESULTS.json (e.g. after editing ANALYSIS.md)",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.scenarios.split(",")) - set(scenarios.SCENARIOS)
     if unknown:
@@ -70,8 +75,19 @@ def prepare(sandbox: Sandbox, guests: int, work: Path, *, migrated: bool) -> str
     return owner
 
 
+def rerender(out: Path) -> int:
+    """RESULTS.md again from the raw numbers beside it; nothing is measured."""
+    data = json.loads(out.with_suffix(".json").read_text())
+    measures = [scenarios.Measure(**m) for m in data["measures"]]
+    out.write_text(report.render(data["machine"], data["settings"], measures))
+    log(f"{out} re-rendered from {out.with_suffix('.json')}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report_only:
+        return rerender(args.out)
     wanted = set(args.scenarios.split(","))
     os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     work = Path(tempfile.mkdtemp(prefix="wfops-bench-work-"))
