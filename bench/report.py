@@ -61,7 +61,7 @@ def _verdict(value: float | None, limit: float, unit: str = "x") -> str:
         return "not measured"
     if value <= limit:
         return "PASS"
-    return f"MISS by {value - limit:.2f}{unit} ({(value / limit - 1) * 100:.0f}% over)"
+    return f"MISS by {value - limit:.3g}{unit} ({(value / limit - 1) * 100:.1f}% over)"
 
 
 def _scenario_table(measures: list[Measure], scenario: str, columns: dict[str, Callable[[Measure], Any]]) -> list[str]:
