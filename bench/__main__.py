@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -99,38 +100,43 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    sandbox = Sandbox(args.sandbox_dir)
-    owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
-    machine["postgres"] = sandbox.server_version()
-    machine["database_bytes"] = sandbox.size()
-    migrations_sql = work / "migrations.sql"
-    machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
-    ids = sandbox.guest_ids(2000)
-    ctx = scenarios.Context(sandbox, work, ids, migrations_sql, owner)
-    if "overhead" in wanted:
-        small = Sandbox(args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small"))
-        prepare(small, args.small_guests, work, migrated=False)
-        ctx.small, ctx.small_ids = small, small.guest_ids(2000)
-    measures: list[scenarios.Measure] = []
-    raw = args.out.with_suffix(".json")
-    for run in range(1, args.runs + 1):
-        if wanted & {"release", "rollback"}:
-            measures += scenarios.release_and_rollback(ctx, run, wanted)
-        if "normalize" in wanted:
-            measures += scenarios.normalize(ctx, run)
-        if "backup" in wanted:
-            measures += scenarios.backup(ctx, run)
+    try:
+        sandbox = Sandbox(args.sandbox_dir)
+        owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
+        machine["postgres"] = sandbox.server_version()
+        machine["database_bytes"] = sandbox.size()
+        migrations_sql = work / "migrations.sql"
+        machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
+        ids = sandbox.guest_ids(2000)
+        ctx = scenarios.Context(sandbox, work, ids, migrations_sql, owner)
         if "overhead" in wanted:
-            measures += scenarios.overhead(ctx, run)
-        machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
-        machine["elapsed_s"] = round(time.time() - started)
-        settings = {"guests": args.guests, "runs": run, "runs_asked": args.runs, "small_guests": args.small_guests}
-        raw.write_text(
-            json.dumps({"machine": machine, "settings": settings, "measures": [asdict(m) for m in measures]}, indent=1)
-        )
-        args.out.write_text(report.render(machine, settings, measures))
-        log(f"run {run} of {args.runs} done; {args.out} written ({machine['elapsed_s']}s so far)")
-    sandbox.restore(PRISTINE, owner)
+            small = Sandbox(args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small"))
+            prepare(small, args.small_guests, work, migrated=False)
+            ctx.small, ctx.small_ids = small, small.guest_ids(2000)
+        measures: list[scenarios.Measure] = []
+        raw = args.out.with_suffix(".json")
+        for run in range(1, args.runs + 1):
+            if wanted & {"release", "rollback"}:
+                measures += scenarios.release_and_rollback(ctx, run, wanted)
+            if "normalize" in wanted:
+                measures += scenarios.normalize(ctx, run)
+            if "backup" in wanted:
+                measures += scenarios.backup(ctx, run)
+            if "overhead" in wanted:
+                measures += scenarios.overhead(ctx, run)
+            machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
+            machine["elapsed_s"] = round(time.time() - started)
+            settings = {"guests": args.guests, "runs": run, "runs_asked": args.runs, "small_guests": args.small_guests}
+            raw.write_text(
+                json.dumps(
+                    {"machine": machine, "settings": settings, "measures": [asdict(m) for m in measures]}, indent=1
+                )
+            )
+            args.out.write_text(report.render(machine, settings, measures))
+            log(f"run {run} of {args.runs} done; {args.out} written ({machine['elapsed_s']}s so far)")
+        sandbox.restore(PRISTINE, owner)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the bare dumps: hundreds of MB at 1M guests
     return 0
 
 
