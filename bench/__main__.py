@@ -1,0 +1,144 @@
+"""`python -m bench`: the sandbox at N guests, each scenario several times with a concurrent writer, RESULTS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import psycopg2
+
+from bench import baseline, report, scenarios
+from bench.sandbox import MIGRATED, PRISTINE, REPO, Sandbox, log
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--guests", type=int, default=1_000_000, help="guests seeded in the sandbox (1000000)")
+    parser.add_argument("--runs", type=int, default=3, help="repetitions of every scenario (3)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(scenarios.SCENARIOS),
+        help=f"comma-separated subset of {','.join(scenarios.SCENARIOS)}",
+    )
+    default_dir = Path("/tmp/wfops-bench")  # noqa: S108 - the sandbox makes it 0700
+    parser.add_argument("--sandbox-dir", type=Path, default=default_dir, help="the big sandbox's dir")
+    parser.add_argument("--small-guests", type=int, default=5000, help="guests of the overhead scenario's sandbox")
+    parser.add_argument("--small-sandbox-dir", type=Path, default=None, help="default: <sandbox-dir>-small")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md", help="the report to write")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="re-render --out from its RESULTS.json (e.g. after editing ANALYSIS.md)",
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios.split(",")) - set(scenarios.SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {sorted(unknown)}; choose from {','.join(scenarios.SCENARIOS)}")
+    return args
+
+
+def _migration_count(sandbox: Sandbox) -> int:
+    connection = psycopg2.connect(sandbox.ops_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM drizzle.__drizzle_migrations")
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
+
+
+def prepare(sandbox: Sandbox, guests: int, work: Path, *, migrated: bool) -> str:
+    """Sandbox up, the pristine template (at 0022), and optionally the migrated one (at 0027, not normalised)."""
+    sandbox.up(guests)
+    owner = sandbox.owner()
+    if not sandbox.has_database(PRISTINE):
+        if _migration_count(sandbox) != 23:
+            raise SystemExit(f"{sandbox.directory}: weddingflo is no longer at 0022; `wfops sandbox down` it first")
+        log(f"template {PRISTINE} from weddingflo")
+        sandbox.snapshot(PRISTINE)
+    sandbox.restore(PRISTINE, owner)
+    if migrated and not sandbox.has_database(MIGRATED):
+        script = work / "migrations-for-template.sql"
+        baseline.migrations_script(sandbox, script)
+        timed = baseline.Timed()
+        baseline.migrate(timed, sandbox, script)
+        log(f"template {MIGRATED}: pristine + the pending migrations ({timed.total_s}s)")
+        sandbox.snapshot(MIGRATED)
+        sandbox.restore(PRISTINE, owner)
+    return owner
+
+
+def rerender(out: Path) -> int:
+    """RESULTS.md again from the raw numbers beside it; nothing is measured."""
+    data = json.loads(out.with_suffix(".json").read_text())
+    measures = [scenarios.Measure(**m) for m in data["measures"]]
+    out.write_text(report.render(data["machine"], data["settings"], measures))
+    log(f"{out} re-rendered from {out.with_suffix('.json')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.report_only:
+        return rerender(args.out)
+    wanted = set(args.scenarios.split(","))
+    os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    work = Path(tempfile.mkdtemp(prefix="wfops-bench-work-"))
+    started = time.time()
+    machine: dict[str, object] = {
+        "nproc": os.cpu_count(),
+        "load_at_start": [round(v, 2) for v in os.getloadavg()],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    try:
+        sandbox = Sandbox(args.sandbox_dir)
+        owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
+        machine["postgres"] = sandbox.server_version()
+        machine["database_bytes"] = sandbox.size()
+        migrations_sql = work / "migrations.sql"
+        machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
+        ids = sandbox.guest_ids(2000)
+        ctx = scenarios.Context(sandbox, work, ids, migrations_sql, owner)
+        if "overhead" in wanted:
+            small = Sandbox(args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small"))
+            prepare(small, args.small_guests, work, migrated=False)
+            ctx.small, ctx.small_ids = small, small.guest_ids(2000)
+        measures: list[scenarios.Measure] = []
+        raw = args.out.with_suffix(".json")
+        for run in range(1, args.runs + 1):
+            if wanted & {"release", "rollback"}:
+                measures += scenarios.release_and_rollback(ctx, run, wanted)
+            if "normalize" in wanted:
+                measures += scenarios.normalize(ctx, run)
+            if "backup" in wanted:
+                measures += scenarios.backup(ctx, run)
+            if "overhead" in wanted:
+                measures += scenarios.overhead(ctx, run)
+            machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
+            machine["elapsed_s"] = round(time.time() - started)
+            settings = {"guests": args.guests, "runs": run, "runs_asked": args.runs, "small_guests": args.small_guests}
+            raw.write_text(
+                json.dumps(
+                    {"machine": machine, "settings": settings, "measures": [asdict(m) for m in measures]}, indent=1
+                )
+            )
+            args.out.write_text(report.render(machine, settings, measures))
+            log(f"run {run} of {args.runs} done; {args.out} written ({machine['elapsed_s']}s so far)")
+        sandbox.restore(PRISTINE, owner)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the bare dumps: hundreds of MB at 1M guests
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""RESULTS.md: medians with min-max, each ratio taken side by side in the same run, PASS/MISS per target."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.scenarios import Measure
+
+HERE = Path(__file__).resolve().parent
+# ANALYSIS.md was written for this size; a run at another size gets a pointer, not the text.
+ANALYSED_GUESTS = 1_000_000
+Ratio = Callable[[Measure, Measure], float | None]
+
+
+def spread(values: Sequence[float | None], digits: int = 2) -> str:
+    """'median (min-max)' of the values present, or 'n/a'."""
+    present = [float(v) for v in values if v is not None]
+    if not present:
+        return "n/a"
+    med = statistics.median(present)
+    if len(present) == 1:
+        return f"{med:.{digits}f}"
+    return f"{med:.{digits}f} ({min(present):.{digits}f}-{max(present):.{digits}f})"
+
+
+def _pairs(measures: list[Measure], scenario: str) -> list[tuple[int, Measure, Measure]]:
+    by_run: dict[int, dict[str, Measure]] = {}
+    for m in measures:
+        if m.scenario == scenario and m.ok:
+            by_run.setdefault(m.run, {})[m.variant] = m
+    return [(run, v["wfops"], v["bare"]) for run, v in sorted(by_run.items()) if {"wfops", "bare"} <= v.keys()]
+
+
+def _ratios(pairs: list[tuple[int, Measure, Measure]], ratio: Ratio) -> list[float]:
+    return [r for _, w, b in pairs if (r := ratio(w, b)) is not None]
+
+
+def _phase(name: str) -> Callable[[Measure], float | None]:
+    return lambda m: m.phases.get(name)
+
+
+def _wall(m: Measure) -> float:
+    return m.wall_s
+
+
+def _size(m: Measure) -> float | None:
+    return m.extra.get("size_bytes")
+
+
+def _db_phases(m: Measure) -> float:
+    return round(sum(m.phases.get(p, 0.0) for p in ("backup", "migrate", "normalize")), 3)
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 3)
+
+
+def _verdict(value: float | None, limit: float, unit: str = "x") -> str:
+    if value is None:
+        return "not measured"
+    if value <= limit:
+        return "PASS"
+    return f"MISS by {value - limit:.3g}{unit} ({(value / limit - 1) * 100:.1f}% over)"
+
+
+def _scenario_table(measures: list[Measure], scenario: str, columns: dict[str, Callable[[Measure], Any]]) -> list[str]:
+    lines = [
+        "| variant | runs ok | "
+        + " | ".join(columns)
+        + " | writer max ms | writer p99 ms | writes / errors | load 1m start→end |",
+        "| --- | --- | " + " | ".join("---" for _ in columns) + " | --- | --- | --- | --- |",
+    ]
+    for variant in ("wfops", "bare"):
+        chosen = [m for m in measures if m.scenario == scenario and m.variant == variant]
+        if not chosen:
+            continue
+        good = [m for m in chosen if m.ok]
+        cells = [spread([fn(m) for m in good]) for fn in columns.values()]
+        writes = sum(int(m.writer.get("writes", 0)) for m in good)
+        errors = sum(int(m.writer.get("errors", 0)) for m in good)
+        loads = ", ".join(f"{m.load_start:.1f}→{m.load_end:.1f}" for m in chosen)
+        lines.append(
+            f"| {variant} | {len(good)}/{len(chosen)} | "
+            + " | ".join(cells)
+            + f" | {spread([m.writer.get('max_ms') for m in good], 0)}"
+            + f" | {spread([m.writer.get('p99_ms') for m in good], 0)}"
+            + f" | {writes} / {errors} | {loads} |"
+        )
+    return lines
+
+
+def _per_run(pairs: list[tuple[int, Measure, Measure]], wf: Callable[[Measure], float | None]) -> list[str]:
+    lines = [
+        "| run | wfops s | bare s | ratio | wfops writer max ms | bare writer max ms |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for run, w, b in pairs:
+        value = wf(w)
+        lines.append(
+            f"| {run} | {value if value is not None else 'n/a'} | {b.wall_s} | {_div(value, b.wall_s)} | "
+            f"{w.writer.get('max_ms')} | {b.writer.get('max_ms')} |"
+        )
+    return lines
+
+
+def _failures(measures: list[Measure]) -> list[str]:
+    failed = [m for m in measures if not m.ok]
+    if not failed:
+        return []
+    lines = ["", "## Failed measurements (left out of the medians)", ""]
+    lines += [f"- run {m.run} {m.scenario}/{m.variant} after {m.wall_s}s: {m.error}" for m in failed]
+    return lines
+
+
+def _notes(measures: list[Measure]) -> list[str]:
+    notes = sorted({f"{m.scenario}/{m.variant}: {n}" for m in measures for n in m.extra.get("notes") or []})
+    errors = sorted(
+        {f"{m.scenario}/{m.variant}: {m.writer['first_error']}" for m in measures if m.writer.get("first_error")}
+    )
+    lines: list[str] = []
+    if notes:
+        lines += ["", "Bare-command notes:", ""] + [f"- {n}" for n in notes[:12]]
+    if errors:
+        lines += ["", "Writer errors (first of each measurement kind; a restore drops the table under the writer):", ""]
+        lines += [f"- {e}" for e in errors[:12]]
+    return lines
+
+
+def render(machine: dict[str, Any], settings: dict[str, Any], measures: list[Measure]) -> str:
+    guests = settings["guests"]
+    out = [
+        "# Benchmarks: wfops against the runbook's bare commands (issue 9)",
+        "",
+        "Generated by `make bench` (`.venv/bin/python -m bench "
+        f"--guests {guests} --runs {settings['runs_asked']}`); raw numbers in `RESULTS.json`.",
+        "",
+        "## Machine",
+        "",
+        f"- {machine.get('nproc')} CPU cores (`nproc`), **shared with other people's test runs while this ran**: "
+        f"load average (1/5/15 min) {machine.get('load_at_start')} at start, {machine.get('load_at_end')} at end; "
+        "each scenario's 1-minute load at its start and end is in its table.",
+        f"- PostgreSQL {machine.get('postgres')} (the sandbox cluster: fsync, synchronous_commit and full_page_writes "
+        "off, shared_buffers 256MB); database `weddingflo` "
+        f"{int(machine.get('database_bytes') or 0) / 1e6:.0f} MB at migration 0022 with {guests} guests.",
+        f"- {machine.get('platform')}, Python {machine.get('python')}; started {machine.get('started')}, "
+        f"{settings['runs']} of {settings['runs_asked']} runs done in {machine.get('elapsed_s')} s.",
+        f"- Pending migrations applied by both sides: {', '.join(machine.get('pending_migrations') or [])}.",
+        "- Concurrent writer: its own connection, `UPDATE guests SET updated_at = now() WHERE id = $1` with one of "
+        "2,000 ids picked up front, every ~50 ms during every measured command; every latency recorded.",
+        "- Before every measured command the database is re-created from a template copy (pristine at 0022, or "
+        "migrated to the head for the normalisation), and the host tree's lock, ledger and backups are emptied.",
+        "",
+    ]
+    rel, nor, bak, rol = (_pairs(measures, s) for s in ("release", "normalize", "backup", "rollback"))
+
+    def ratio(
+        pairs: list[tuple[int, Measure, Measure]], top: Callable[[Measure], Any], bottom: str = "wall"
+    ) -> list[float]:
+        def pick(w: Measure, b: Measure) -> float | None:
+            return _div(top(w), b.wall_s if bottom == "wall" else b.extra.get(bottom))
+
+        return _ratios(pairs, pick)
+
+    worst_writer = [max(float(w.writer["max_ms"]) for _, w, _ in nor)] if nor else []
+    small = [m.wall_s for m in measures if m.scenario == "overhead" and m.variant == "wfops" and m.ok]
+    targets: list[tuple[str, list[float], float, str]] = [
+        ("normalisation phase <= 1.2x the four plain UPDATEs", ratio(nor, _phase("normalize")), 1.2, "x"),
+        ("(same, whole `wfops run normalize` command incl. Ansible start)", ratio(nor, _wall), 1.2, "x"),
+        ("writer max latency during wfops normalisation <= 100 ms (worst run)", worst_writer, 100, " ms"),
+        ("backup phase <= 0.6x bare `pg_dump -Fc`", ratio(bak, _phase("backup")), 0.6, "x"),
+        ("(same, whole `wfops run backup` command)", ratio(bak, _wall), 0.6, "x"),
+        ("backup archive <= 1.15x the bare archive's size", ratio(bak, _size, "size_bytes"), 1.15, "x"),
+        ("release <= 1.3x the bare script", ratio(rel, _wall), 1.3, "x"),
+        ("(release's backup+migrate+normalize phases only vs the bare script)", ratio(rel, _db_phases), 1.3, "x"),
+        ("database rollback <= 1.3x bare dump + restore", ratio(rol, _wall), 1.3, "x"),
+        ("(rollback phase alone, without the smoke checks)", ratio(rol, _phase("rollback")), 1.3, "x"),
+        (f"release (preflight excluded) on {settings.get('small_guests')} guests <= 20 s, locally", small, 20, " s"),
+    ]
+    out += [
+        "## Targets",
+        "",
+        "Ratios are wfops ÷ bare, each taken within one run (the two commands back to back, order alternating "
+        "between runs); the table gives the median ratio with min-max over runs, and the verdict is on the median "
+        "(the writer's latency on its worst run).",
+        "",
+        "| target | measured | verdict |",
+        "| --- | --- | --- |",
+    ]
+    for name, values, limit, unit in targets:
+        med = statistics.median(values) if values else None
+        out.append(f"| {name} | {spread(values)} | {_verdict(med, limit, unit)} |")
+    out.append(f"| whole release on {settings.get('small_guests')} guests over SSH | not measured | see Analysis |")
+    phase_cols = lambda names: {f"{n} s": _phase(n) for n in names}  # noqa: E731
+    sections: list[tuple[str, str, dict[str, Callable[[Measure], Any]], Callable[[Measure], float | None]]] = [
+        (
+            "release",
+            "1. Release (`wfops release --env local --from backup`: backup, migrate, normalize, deploy, smoke) vs the "
+            "bare script (pg_dump -Fc; the pending migrations with `psql -1`; the four plain UPDATEs)",
+            {
+                "wall s": lambda m: m.wall_s,
+                **phase_cols(["backup", "migrate", "normalize", "deploy", "smoke"]),
+                "bare pg_dump s": lambda m: m.steps.get("pg_dump -Fc"),
+                "bare psql -1 s": lambda m: m.steps.get("psql -1 migrations"),
+                "bare UPDATEs s": lambda m: m.steps.get("psql 4 UPDATEs"),
+            },
+            lambda m: m.wall_s,
+        ),
+        (
+            "normalize",
+            "2. Normalisation (`wfops run normalize`, batched by page ranges, then the invariants) vs the four plain "
+            "UPDATEs (each its own transaction), both from the migrated copy",
+            {
+                "wall s": lambda m: m.wall_s,
+                "normalize phase s": _phase("normalize"),
+                "max batch ms": lambda m: m.extra.get("max_batch_ms"),
+            },
+            _phase("normalize"),
+        ),
+        (
+            "backup",
+            "3. Backup (`wfops run backup`: dump + verify + manifest with row counts) vs bare "
+            "`pg_dump --format=custom`",
+            {
+                "wall s": lambda m: m.wall_s,
+                "backup phase s": _phase("backup"),
+                "pg_dump inside s": lambda m: m.extra.get("dump_duration_s"),
+                "archive MB": lambda m: (m.extra.get("size_bytes") or 0) / 1e6 or None,
+            },
+            _phase("backup"),
+        ),
+        (
+            "rollback",
+            "4. Database rollback of that release (`wfops rollback --database --backup ID --confirm ID`: plan, verify, "
+            "safety backup, code back, restore in one transaction, compare; then smoke) vs bare pg_dump -Fc + "
+            "pg_restore --clean --if-exists",
+            {
+                "wall s": lambda m: m.wall_s,
+                "rollback phase s": _phase("rollback"),
+                "restore inside s": lambda m: m.extra.get("restore_s"),
+                "smoke s": _phase("smoke"),
+                "bare pg_dump s": lambda m: m.steps.get("pg_dump -Fc (safety)"),
+                "bare pg_restore s": lambda m: m.steps.get("pg_restore --clean --if-exists"),
+            },
+            lambda m: m.wall_s,
+        ),
+        (
+            "overhead",
+            f"5. Fixed overhead: the release on the {settings.get('small_guests')}-guest sandbox, locally (preflight "
+            "excluded), with the bare script beside it",
+            {"wall s": lambda m: m.wall_s, **phase_cols(["backup", "migrate", "normalize", "deploy", "smoke"])},
+            lambda m: m.wall_s,
+        ),
+    ]
+    for scenario, title, columns, wf in sections:
+        if not any(m.scenario == scenario for m in measures):
+            continue
+        out += ["", f"## {title}", "", *_scenario_table(measures, scenario, columns)]
+        pairs = _pairs(measures, scenario)
+        if pairs:
+            out += ["", "Side by side, per run (wfops measure as in the target above):", "", *_per_run(pairs, wf)]
+    out += _failures(measures) + _notes(measures)
+    analysis = HERE / "ANALYSIS.md"
+    if analysis.is_file() and guests == ANALYSED_GUESTS:
+        out += ["", analysis.read_text().rstrip()]
+    elif analysis.is_file():
+        out += [
+            "",
+            f"`bench/ANALYSIS.md` explains the {ANALYSED_GUESTS:,}-guest run; it is not embedded for {guests:,}.",
+        ]
+    return "\n".join(out) + "\n"
