@@ -8,6 +8,7 @@ does not skip, without it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -148,36 +149,46 @@ def _inventory(host: SshHost) -> None:
 def ssh_host() -> Iterator[SshHost]:
     assert os.geteuid() == 0, "the SSH scenario creates the deploy user and a sudoers rule: run it as root"
     # Outside pytest's 0700 temporary tree: the deploy user must reach the host paths and the app's log.
-    root = Path(tempfile.mkdtemp(prefix="wfops-ssh-", dir="/tmp"))
-    root.chmod(0o755)
-    created = [name for name in (DEPLOY_USER,) if _ensure_user(name, "--create-home", "--shell", "/bin/bash")]
-    _run("usermod", "-p", "*", DEPLOY_USER)  # no password, but not a locked account (sshd refuses those)
-    SUDOERS_RULE.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
-    SUDOERS_RULE.chmod(0o440)
-    _run("visudo", "-cf", str(SUDOERS_RULE))
-    key = root / "controller_key"
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfops-test", "-f", str(key))
-    authorized = root / "authorized_keys"
-    authorized.mkdir()
-    shutil.copy(key.with_suffix(".pub"), authorized / DEPLOY_USER)
-    port = free_port()
-    sshd, log = _start_sshd(root, port, authorized)
-    box = start_sandbox(root / "sandbox", guests=2000)
-    (root / "sandbox").chmod(0o755)
-    host = SshHost(root, port, key, log, root / "inventory" / "hosts.yml", root / "host", box)
-    _inventory(host)
-    try:
+    # Every piece is undone in reverse order however far the setup got (a user or a sudoers rule never leaks).
+    with contextlib.ExitStack() as cleanup:
+        root = Path(tempfile.mkdtemp(prefix="wfops-ssh-", dir="/tmp"))
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        root.chmod(0o755)
+        backup_user_existed = _user_exists(BACKUP_USER)
+        cleanup.callback(_remove_user_unless, BACKUP_USER, backup_user_existed)  # the backup role creates it
+        if _ensure_user(DEPLOY_USER, "--create-home", "--shell", "/bin/bash"):
+            cleanup.callback(_remove_user_unless, DEPLOY_USER, False)
+        _run("usermod", "-p", "*", DEPLOY_USER)  # no password, but not a locked account (sshd refuses those)
+        cleanup.callback(SUDOERS_RULE.unlink, missing_ok=True)
+        SUDOERS_RULE.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
+        SUDOERS_RULE.chmod(0o440)
+        _run("visudo", "-cf", str(SUDOERS_RULE))
+        key = root / "controller_key"
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfops-test", "-f", str(key))
+        authorized = root / "authorized_keys"
+        authorized.mkdir()
+        shutil.copy(key.with_suffix(".pub"), authorized / DEPLOY_USER)
+        port = free_port()
+        sshd, log = _start_sshd(root, port, authorized)
+        cleanup.callback(_stop, sshd)
+        box = start_sandbox(root / "sandbox", guests=2000)
+        cleanup.callback(stop_sandbox, box)
+        (root / "sandbox").chmod(0o755)
+        host = SshHost(root, port, key, log, root / "inventory" / "hosts.yml", root / "host", box)
+        _inventory(host)
         yield host
-    finally:
-        stop_sandbox(box)
-        sshd.terminate()
-        sshd.wait(timeout=10)
-        SUDOERS_RULE.unlink(missing_ok=True)
-        for name in created:
-            subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
-        if _user_exists(BACKUP_USER):
-            subprocess.run(["userdel", BACKUP_USER], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _remove_user_unless(name: str, existed_before: bool) -> None:
+    if not existed_before and _user_exists(name):
+        # Ansible's ControlPersist keeps an SSH session (an sshd child running as the user) alive after the test.
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
+        subprocess.run(["userdel", "--force", "--remove", name], check=True, capture_output=True)
 
 
 def _user_exists(name: str) -> bool:
