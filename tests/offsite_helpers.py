@@ -6,18 +6,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopback_sshd import start_sshd
 from wfops.pgcluster import free_port
 
-SSHD = "/usr/sbin/sshd"
 # One per process: pytest-xdist workers each start their own target (and remove their own user).
 SFTP_USER = f"wfops-sftp-{os.getpid()}"
 # A sentinel crypt password: the tests prove it never shows in output or process arguments.
@@ -74,18 +72,6 @@ def user_exists(name: str) -> bool:
     return True
 
 
-def _wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"sshd did not listen on {port}: {log.read_text()}")
-
-
 @contextmanager
 def sftp_target() -> Iterator[SftpTarget]:
     assert os.geteuid() == 0, "the offsite tests start sshd and create an SFTP-only user: run them as root"
@@ -100,8 +86,6 @@ def sftp_target() -> Iterator[SftpTarget]:
     chroot.mkdir(mode=0o755)
     (chroot / "store").mkdir()
     shutil.chown(chroot / "store", SFTP_USER, SFTP_USER)
-    host_key = root / "ssh_host_ed25519_key"
-    run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
     key = root / "client" / "offsite_ed25519"
     key.parent.mkdir(mode=0o700)
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfops-offsite-test", "-f", str(key))
@@ -110,43 +94,29 @@ def sftp_target() -> Iterator[SftpTarget]:
     shutil.copy(key.with_suffix(".pub"), authorized / SFTP_USER)
     port = free_port()
     known_hosts = root / "client" / "known_hosts"
-    key_type, key_data = host_key.with_suffix(".pub").read_text().split()[:2]
-    known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key_data}\n")
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        process, log = start_sshd(
+            root,
+            port,
+            authorized,
+            SFTP_USER,
             [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {host_key}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}/%u",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin no",
-                f"AllowUsers {SFTP_USER}",
-                "UsePAM no",
-                "StrictModes no",
-                "LogLevel VERBOSE",
                 "Subsystem sftp internal-sftp",
                 f"Match User {SFTP_USER}",
                 "  ForceCommand internal-sftp",
                 f"  ChrootDirectory {chroot}",
                 "  AllowTcpForwarding no",
                 "  X11Forwarding no",
-                "",
-            ]
+            ],
         )
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    log = root / "sshd.log"
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log.open("wb"))
-    try:
-        _wait_for_port(process, port, log)
+        key_type, key_data = (root / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key_data}\n")
         yield SftpTarget(root, chroot, port, key, known_hosts, log)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)
         if created:
             subprocess.run(["userdel", SFTP_USER], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -13,11 +13,9 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,9 +25,9 @@ import pytest
 import yaml
 
 from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox, table_checksums
+from loopback_sshd import start_sshd
 from wfops.pgcluster import free_port
 
-SSHD = "/usr/sbin/sshd"
 DEPLOY_USER = "deploy"
 BACKUP_USER = "weddingflo-backup"
 SUDOERS_RULE = Path("/etc/sudoers.d/wfops-test-deploy")
@@ -75,43 +73,6 @@ def _ensure_user(name: str, *options: str) -> bool:
     except KeyError:
         _run("useradd", *options, name)
         return True
-
-
-def _start_sshd(root: Path, port: int, authorized: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    host_key = root / "ssh_host_ed25519_key"
-    _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key))
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                f"Port {port}",
-                "ListenAddress 127.0.0.1",
-                f"HostKey {host_key}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}/%u",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "PermitRootLogin no",
-                f"AllowUsers {DEPLOY_USER}",
-                "UsePAM no",
-                "StrictModes no",
-                "LogLevel VERBOSE",
-                "",
-            ]
-        )
-    )
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
-    log = root / "sshd.log"
-    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=log.open("wb"))
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return process, log
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"sshd did not listen on {port}: {log.read_text()}")
 
 
 def _inventory(host: SshHost) -> None:
@@ -169,7 +130,7 @@ def ssh_host() -> Iterator[SshHost]:
         authorized.mkdir()
         shutil.copy(key.with_suffix(".pub"), authorized / DEPLOY_USER)
         port = free_port()
-        sshd, log = _start_sshd(root, port, authorized)
+        sshd, log = start_sshd(root, port, authorized, DEPLOY_USER)
         cleanup.callback(_stop, sshd)
         box = start_sandbox(root / "sandbox", guests=2000)
         cleanup.callback(stop_sandbox, box)
