@@ -143,10 +143,22 @@ class BatchStats:
     returned: list[tuple[Any, ...]] = field(default_factory=list)
 
 
+Tally = Callable[[list[tuple[Any, ...]]], int]
+
+
 def execute_with_retries(
-    connection: Any, sql: str, params: Any, limits: Limits, stats: BatchStats, keep_returned: int = 0
+    connection: Any,
+    sql: str,
+    params: Any,
+    limits: Limits,
+    stats: BatchStats,
+    keep_returned: int = 0,
+    tally: Tally | None = None,
 ) -> int:
-    """One statement in its own short transaction, retried when a lock, deadlock or serialization failure hits."""
+    """One statement in its own short transaction, retried when a lock, deadlock or serialization failure hits.
+
+    With `tally`, the statement's rows go to it once the transaction committed, and it says how many rows changed.
+    """
     for attempt in range(1, limits.retries + 2):
         started = time.monotonic()
         try:
@@ -155,6 +167,7 @@ def execute_with_retries(
                 cursor.execute("SELECT set_config('statement_timeout', %s, true)", (limits.statement_timeout,))
                 cursor.execute(sql, params)
                 rows = cursor.rowcount
+                returned = cursor.fetchall() if tally is not None else []
                 if keep_returned and cursor.description is not None:
                     wanted = keep_returned - len(stats.returned)
                     if wanted > 0:
@@ -176,6 +189,8 @@ def execute_with_retries(
                     attempts=attempt,
                 ) from exc
             raise
+        if tally is not None:
+            rows = tally(returned)
         stats.batches += 1
         stats.rows += max(rows, 0)
         stats.max_batch_ms = max(stats.max_batch_ms, round((time.monotonic() - started) * 1000, 1))
@@ -205,31 +220,36 @@ def batched_change(
     limits: Limits,
     progress: Callable[[str], None] | None = None,
     keep_returned: int = 0,
+    tally: Tally | None = None,
+    expected_rows: int = 0,
 ) -> BatchStats:
     """Run `statement(range_predicate)` over the table's physical pages in batches of about `batch_rows` rows.
 
     Ranges of ctid pages touch each page once (random UUID keys would touch most pages in every batch).
     Rows that concurrent updates moved behind the cursor, or into pages added meanwhile, are caught by a final
     pass over the whole table with the same predicate. `batch_rows` 0 runs one statement in one transaction.
+    `expected_rows` (the rows counted beforehand) sizes the ranges when only some rows change, so that each batch
+    still changes about `batch_rows` rows instead of scanning a few pages for a handful.
     """
     stats = BatchStats()
     connection.autocommit = False
     if batch_rows <= 0:
-        execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned)
+        execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned, tally)
         return stats
     with connection.cursor() as cursor:
         pages, density = relation_pages(cursor, table)
     connection.commit()
-    step = max(1, int(batch_rows / density))
+    per_page = min(density, expected_rows / max(pages, 1)) if expected_rows > 0 else density
+    step = max(1, int(batch_rows / per_page))
     last_report = time.monotonic()
     for start in range(0, pages, step):
         predicate = f"t.ctid >= '({start},0)'::tid AND t.ctid < '({start + step},0)'::tid"
-        execute_with_retries(connection, statement(predicate), params, limits, stats, keep_returned)
+        execute_with_retries(connection, statement(predicate), params, limits, stats, keep_returned, tally)
         if progress and time.monotonic() - last_report >= 5:
             progress(f"{table}: pages {min(start + step, pages)}/{pages}, {stats.rows} rows changed")
             last_report = time.monotonic()
         if limits.pause_s:
             time.sleep(limits.pause_s)
     # The catch-up pass: normally finds nothing, so it is a scan holding no row locks for long.
-    execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned)
+    execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned, tally)
     return stats

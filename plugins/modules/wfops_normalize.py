@@ -10,15 +10,21 @@ description:
   - Sections C(rsvp), C(guest_side), C(company_id), C(not_null) and C(client_stats), as the runbook describes them.
   - Rows change in batches over physical page ranges (one short transaction each, under lock_timeout, retried
     when a lock, deadlock or serialization failure hits), then a catch-up pass; batch_size 0 runs one transaction.
+  - client_stats finds the drifted clients in one aggregate pass, then corrects them in batches of ids.
   - In check mode, counts exactly the rows the same predicates would change, and changes nothing.
   - Refuses when the connecting role is subject to row-level security on the section's tables.
 options:
   database_url: {description: postgresql:// URL of a session/direct connection., type: str, required: true}
   section:
-    description: The section to run.
+    description: The section to run (or use O(sections)).
     type: str
-    required: true
     choices: [rsvp, guest_side, company_id, not_null, client_stats]
+  sections:
+    description:
+      - The sections to run, in order, in one call; C(rsvp) and C(guest_side) then change C(guests) in one pass
+        (one new row version per changed row instead of one per section). The result has one entry per section.
+    type: list
+    elements: str
   rsvp_map: {description: Legacy RSVP value to canonical value., type: dict, default: {}}
   rsvp_canonical: {description: Canonical RSVP values (kept)., type: list, elements: str, default: []}
   rsvp_fallback: {description: Value for anything neither canonical nor mapped., type: str, default: pending}
@@ -52,19 +58,23 @@ EXAMPLES = r"""
 
 RETURN = r"""
 rows:
-  description: Rows changed (in check mode, rows that would change).
+  description: Rows changed (in check mode, rows that would change); with O(sections), their sum.
   type: int
   returned: always
 detail:
   description: Per value, per table or per column results, or client stats before -> after.
   type: list
-  returned: always
+  returned: when O(section) is given
+sections:
+  description: One result (section, rows, detail, batches, retries, max_batch_ms) per section, in order.
+  type: list
+  returned: when O(sections) is given
 """
 
 from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.wfops_normalize import SECTIONS, Options, normalize_section
+from ansible.module_utils.wfops_normalize import SECTIONS, Options, normalize_sections
 from ansible.module_utils.wfops_pg import (
     PSYCOPG2_HINT,
     DatabaseError,
@@ -79,7 +89,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "database_url": {"type": "str", "required": True, "no_log": True},
-            "section": {"type": "str", "required": True, "choices": list(SECTIONS)},
+            "section": {"type": "str", "choices": list(SECTIONS)},
+            "sections": {"type": "list", "elements": "str", "choices": list(SECTIONS)},
             "rsvp_map": {"type": "dict", "default": {}},
             "rsvp_canonical": {"type": "list", "elements": "str", "default": []},
             "rsvp_fallback": {"type": "str", "default": "pending"},
@@ -96,6 +107,8 @@ def main() -> None:
             "touch_updated_at": {"type": "bool", "default": True},
             "sample_size": {"type": "int", "default": 5},
         },
+        mutually_exclusive=[("section", "sections")],
+        required_one_of=[("section", "sections")],
         supports_check_mode=True,
     )
     missing = psycopg2_missing()
@@ -124,16 +137,20 @@ def main() -> None:
         ),
     )
     try:
-        connection = connect(p["database_url"], f"wfops-normalize-{p['section']}")
+        sections = p["sections"] or [p["section"]]
+        connection = connect(p["database_url"], f"wfops-normalize-{'-'.join(sections)}"[:63])
         try:
-            result = normalize_section(connection, p["section"], options, check_mode=module.check_mode)
+            results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
         finally:
             connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), **exc.facts)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         module.fail_json(msg=str(connection_lost(exc)))
-    module.exit_json(changed=result.rows > 0, **asdict(result))
+    rows = sum(result.rows for result in results)
+    if p["sections"]:
+        module.exit_json(changed=rows > 0, rows=rows, sections=[asdict(result) for result in results])
+    module.exit_json(changed=rows > 0, **asdict(results[0]))
 
 
 if __name__ == "__main__":
