@@ -15,7 +15,15 @@ import psycopg2
 import pytest
 
 from conftest import REPO, SandboxHandle, module_result, run_module, start_sandbox, stop_sandbox
-from wfops.drizzle import ADVISORY_LOCK_KEY, MigrationError, Settings, migrate, read_migrations
+from wfops.drizzle import (
+    ADVISORY_LOCK_KEY,
+    MigrationError,
+    Settings,
+    migrate,
+    migrations_from_files,
+    read_migrations,
+    write_migration_files,
+)
 
 MIGRATIONS = REPO / "sandbox-app" / "drizzle"
 ADVISORY_KEY_SQL = "SELECT pg_advisory_lock(%s)"
@@ -297,3 +305,21 @@ def test_a_migration_blocked_by_a_lock_gives_up_retries_and_leaves_the_other_ses
         connection.close()
         blocker.close()
     assert outcome.attempts >= 2 and len(outcome.applied) == 5
+
+
+def test_migrations_sent_from_the_controller_are_kept_byte_for_byte_and_hash_as_read_from_disk(tmp_path: Path) -> None:
+    files = {"meta/_journal.json": (MIGRATIONS / "meta" / "_journal.json").read_text()}
+    files |= {p.name: p.read_bytes().decode() for p in MIGRATIONS.glob("*.sql")}
+    files["0001_users.sql"] = files["0001_users.sql"].replace("\n", "\r\n") + "\n\n"
+    write_migration_files(tmp_path / "drizzle", files)
+    kept = tmp_path / "drizzle" / "0001_users.sql"
+    assert kept.read_bytes() == files["0001_users.sql"].encode()
+    assert oct(kept.stat().st_mode & 0o777) == "0o644"
+    from_disk, sent = read_migrations(tmp_path / "drizzle"), migrations_from_files(files, "sent")
+    assert [(m.tag, m.hash) for m in from_disk] == [(m.tag, m.hash) for m in sent]
+    assert len(sent) == 28 and "\r\n" in sent[1].sql_text and sent[1].sql_text.endswith("\n\n")
+    with pytest.raises(MigrationError, match="not a file inside"):
+        write_migration_files(tmp_path / "drizzle", {"../escaped.sql": "SELECT 1;"})
+    assert not (tmp_path / "escaped.sql").exists()
+    with pytest.raises(MigrationError, match=r"0002_sessions\.sql is in the journal but missing"):
+        migrations_from_files({k: v for k, v in files.items() if k != "0002_sessions.sql"}, "sent")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,18 +63,56 @@ def read_migrations(folder: Path) -> list[Migration]:
     """The folder's migrations in journal order (meta/_journal.json, then <tag>.sql)."""
     journal_path = Path(folder) / "meta" / "_journal.json"
     try:
-        journal = json.loads(journal_path.read_text(encoding="utf-8"))
+        journal = journal_path.read_bytes().decode("utf-8")
     except FileNotFoundError as exc:
         raise MigrationError(f"{journal_path} not found: not a Drizzle migrations folder") from exc
-    migrations = []
-    for entry in journal.get("entries", []):
-        path = Path(folder) / f"{entry['tag']}.sql"
+
+    def sql_of(tag: str) -> str:
+        path = Path(folder) / f"{tag}.sql"
         try:
-            text = path.read_text(encoding="utf-8")
+            # Byte for byte, as drizzle-orm hashes it (no newline translation).
+            return path.read_bytes().decode("utf-8")
         except FileNotFoundError as exc:
             raise MigrationError(f"{path} is in the journal but missing on disk") from exc
-        migrations.append(Migration(int(entry["idx"]), str(entry["tag"]), int(entry["when"]), text))
-    return migrations
+
+    return _parse_journal(journal, sql_of)
+
+
+JOURNAL = "meta/_journal.json"
+
+
+def migrations_from_files(files: dict[str, str], origin: str) -> list[Migration]:
+    """The migrations of a folder given as {relative path: text} (meta/_journal.json and <tag>.sql)."""
+    if JOURNAL not in files:
+        raise MigrationError(f"{origin} has no {JOURNAL}: not a Drizzle migrations folder")
+
+    def sql_of(tag: str) -> str:
+        if f"{tag}.sql" not in files:
+            raise MigrationError(f"{origin}/{tag}.sql is in the journal but missing")
+        return files[f"{tag}.sql"]
+
+    return _parse_journal(files[JOURNAL], sql_of)
+
+
+def _parse_journal(journal_text: str, sql_of: Callable[[str], str]) -> list[Migration]:
+    journal = json.loads(journal_text)
+    return [
+        Migration(int(entry["idx"]), str(entry["tag"]), int(entry["when"]), sql_of(str(entry["tag"])))
+        for entry in journal.get("entries", [])
+    ]
+
+
+def write_migration_files(folder: Path, files: dict[str, str]) -> None:
+    """The release's migrations kept on the host as the record of what was applied (each file written whole)."""
+    for name, text in sorted(files.items()):
+        target = (folder / name).resolve()
+        if folder.resolve() not in target.parents:
+            raise MigrationError(f"{name} is not a file inside the migrations folder")
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(text.encode("utf-8"))
+        partial.chmod(0o644)
+        partial.replace(target)
 
 
 @dataclass(frozen=True)

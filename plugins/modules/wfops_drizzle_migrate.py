@@ -21,9 +21,17 @@ description:
   - In check mode, reports the plan (each pending migration's tag, statement count and first lines).
 options:
   migrations_dir:
-    description: The migrations folder on the target host.
+    description:
+      - The migrations folder on the target host. With O(migrations_files), the files are written there first (not
+        in check mode), as the record of what was applied.
     type: path
     required: true
+  migrations_files:
+    description:
+      - The release's migrations folder as {relative path, text} (C(meta/_journal.json) and each C(<tag>.sql)), read
+        on the controller; saves copying the folder to the host in tasks of its own. Kept out of the logged
+        invocation (it can be large).
+    type: dict
   database_url:
     description: postgresql:// URL of a session/direct connection (not a transaction pooler).
     type: str
@@ -98,14 +106,39 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.wfops_drizzle import Bookkeeping, Settings, migrate, read_migrations
+from ansible.module_utils.wfops_drizzle import (
+    Bookkeeping,
+    MigrationError,
+    Settings,
+    migrate,
+    migrations_from_files,
+    read_migrations,
+    write_migration_files,
+)
 from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, connection_lost, psycopg2_missing
+
+
+def read_release_migrations(params: dict, check_mode: bool) -> list:
+    """From migrations_files (written to migrations_dir first, unless in check mode), or from migrations_dir."""
+    folder = Path(params["migrations_dir"])
+    files = params["migrations_files"]
+    if files is None:
+        return read_migrations(folder)
+    files = {str(name): str(text) for name, text in files.items()}
+    migrations = migrations_from_files(files, "the release's migrations")
+    if not check_mode:
+        try:
+            write_migration_files(folder, files)
+        except OSError as exc:
+            raise MigrationError(f"cannot write the release's migrations to {folder}: {exc.strerror or exc}") from exc
+    return migrations
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "migrations_dir": {"type": "path", "required": True},
+            "migrations_files": {"type": "dict", "no_log": True},
             "database_url": {"type": "str", "required": True, "no_log": True},
             "migrations_schema": {"type": "str", "default": "drizzle"},
             "migrations_table": {"type": "str", "default": "__drizzle_migrations"},
@@ -126,7 +159,7 @@ def main() -> None:
     params = module.params
     notes: list[str] = []
     try:
-        migrations = read_migrations(Path(params["migrations_dir"]))
+        migrations = read_release_migrations(params, module.check_mode)
         connection = connect(params["database_url"], "wfops-migrate")
         try:
             outcome = migrate(

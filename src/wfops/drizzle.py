@@ -16,8 +16,10 @@ Migration = _core.Migration
 MigrationError = _core.MigrationError
 Settings = _core.Settings
 migrate = _core.migrate
+migrations_from_files = _core.migrations_from_files
 read_migrations = _core.read_migrations
 verify = _core.verify
+write_migration_files = _core.write_migration_files
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
