@@ -37,6 +37,12 @@ options:
     description: Why the caller knows the held lock is stale (its controller process is gone); said in the refusal.
     type: str
     default: ""
+  ledger_path:
+    description: For state=released, the ledger (JSON lines) that I(ledger_entry) is appended to before the lock goes.
+    type: path
+  ledger_entry:
+    description: For state=released, the run's ledger line; appended whole (created 0640), never in check mode.
+    type: dict
 author: wfops
 """
 
@@ -178,6 +184,17 @@ def _thaw(module: AnsibleModule, lock: Path) -> None:
     module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
 
 
+def append_ledger(ledger: Path, entry: dict) -> None:
+    """One JSON line appended in a single write (O_APPEND), flushed to disk."""
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(descriptor, (json.dumps(entry) + "\n").encode())
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -192,7 +209,10 @@ def main() -> None:
             "force": {"type": "bool", "default": False},
             "stale_after": {"type": "int", "default": 7200},
             "stale_because": {"type": "str", "default": ""},
+            "ledger_path": {"type": "path"},
+            "ledger_entry": {"type": "dict"},
         },
+        required_together=[("ledger_path", "ledger_entry")],
         supports_check_mode=True,
     )
     p = module.params
@@ -244,7 +264,9 @@ def main() -> None:
         temporary.write_text(json.dumps(record))
         temporary.replace(path / "holder.json")
         module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
-    # released
+    # released: the run's ledger line first, so a run that held the lock is always on record
+    if p["ledger_path"] and not module.check_mode:
+        append_ledger(Path(p["ledger_path"]), p["ledger_entry"])
     if current is None:
         module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
     if not p["force"] and current.get("run_id") != run_id:
