@@ -1,4 +1,5 @@
-"""The five scenarios: each runs wfops and its bare counterpart back to back, with the concurrent writer."""
+"""The scenarios (issue 9's five, the fifth locally and over SSH): wfops and its bare counterpart back to back, with the
+concurrent writer."""
 
 from __future__ import annotations
 
