@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,6 +19,7 @@ import psycopg2
 
 from bench import baseline, report, scenarios
 from bench.sandbox import MIGRATED, PRISTINE, REPO, Sandbox, log
+from bench.ssh_host import ssh_release
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default_dir = Path("/tmp/wfops-bench")  # noqa: S108 - the sandbox makes it 0700
     parser.add_argument("--sandbox-dir", type=Path, default=default_dir, help="the big sandbox's dir")
     parser.add_argument("--small-guests", type=int, default=5000, help="guests of the overhead scenario's sandbox")
-    parser.add_argument("--small-sandbox-dir", type=Path, default=None, help="default: <sandbox-dir>-small")
+    parser.add_argument(
+        "--small-sandbox-dir", type=Path, default=None, help="default: <sandbox-dir>-small; the only one for overhead*"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md", help="the report to write")
     parser.add_argument(
         "--report-only",
@@ -42,6 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(args.scenarios.split(",")) - set(scenarios.SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {','.join(scenarios.SCENARIOS)}")
+    args.small_sandbox_dir = args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small")
+    if set(args.scenarios.split(",")) <= scenarios.SMALL_SCENARIOS:
+        # Nothing asked needs the big sandbox: the small one is the only one brought up.
+        args.sandbox_dir, args.guests = args.small_sandbox_dir, args.small_guests
     return args
 
 
@@ -85,6 +94,39 @@ def rerender(out: Path) -> int:
     return 0
 
 
+def _context(args: argparse.Namespace, wanted: set[str], work: Path, machine: dict[str, object]) -> scenarios.Context:
+    """The big sandbox and, for scenario 5, the small one (the same one when only scenario 5 is asked)."""
+    sandbox = Sandbox(args.sandbox_dir)
+    owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
+    machine["postgres"] = sandbox.server_version()
+    machine["database_bytes"] = sandbox.size()
+    migrations_sql = work / "migrations.sql"
+    machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
+    ctx = scenarios.Context(sandbox, work, sandbox.guest_ids(2000), migrations_sql, owner)
+    if wanted & scenarios.SMALL_SCENARIOS:
+        small = Sandbox(args.small_sandbox_dir)
+        if small.directory != sandbox.directory:
+            prepare(small, args.small_guests, work, migrated=False)
+        ctx.small, ctx.small_ids = small, small.guest_ids(2000)
+    return ctx
+
+
+def _run_once(ctx: scenarios.Context, run: int, wanted: set[str]) -> list[scenarios.Measure]:
+    measures: list[scenarios.Measure] = []
+    if wanted & {"release", "rollback"}:
+        measures += scenarios.release_and_rollback(ctx, run, wanted)
+    if "normalize" in wanted:
+        measures += scenarios.normalize(ctx, run)
+    if "backup" in wanted:
+        measures += scenarios.backup(ctx, run)
+    # Local and SSH take turns going first, so a load trend does not always favour the same one.
+    small = [(scenarios.overhead, "overhead"), (scenarios.overhead_ssh, "overhead-ssh")]
+    for scenario, name in small if run % 2 else reversed(small):
+        if name in wanted:
+            measures += scenario(ctx, run)
+    return measures
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.report_only:
@@ -100,30 +142,17 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
-    try:
-        sandbox = Sandbox(args.sandbox_dir)
-        owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
-        machine["postgres"] = sandbox.server_version()
-        machine["database_bytes"] = sandbox.size()
-        migrations_sql = work / "migrations.sql"
-        machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
-        ids = sandbox.guest_ids(2000)
-        ctx = scenarios.Context(sandbox, work, ids, migrations_sql, owner)
-        if "overhead" in wanted:
-            small = Sandbox(args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small"))
-            prepare(small, args.small_guests, work, migrated=False)
-            ctx.small, ctx.small_ids = small, small.guest_ids(2000)
+    # A `kill` ends the benchmark through its clean-ups too (the SSH scenario's users, sudoers rule and sshd).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)  # the bare dumps: hundreds of MB at 1M guests
+        ctx = _context(args, wanted, work, machine)
+        if "overhead-ssh" in wanted and ctx.small:
+            ctx.ssh = cleanup.enter_context(ssh_release(ctx.small))
         measures: list[scenarios.Measure] = []
         raw = args.out.with_suffix(".json")
         for run in range(1, args.runs + 1):
-            if wanted & {"release", "rollback"}:
-                measures += scenarios.release_and_rollback(ctx, run, wanted)
-            if "normalize" in wanted:
-                measures += scenarios.normalize(ctx, run)
-            if "backup" in wanted:
-                measures += scenarios.backup(ctx, run)
-            if "overhead" in wanted:
-                measures += scenarios.overhead(ctx, run)
+            measures += _run_once(ctx, run, wanted)
             machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
             machine["elapsed_s"] = round(time.time() - started)
             settings = {"guests": args.guests, "runs": run, "runs_asked": args.runs, "small_guests": args.small_guests}
@@ -134,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             args.out.write_text(report.render(machine, settings, measures))
             log(f"run {run} of {args.runs} done; {args.out} written ({machine['elapsed_s']}s so far)")
-        sandbox.restore(PRISTINE, owner)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # the bare dumps: hundreds of MB at 1M guests
+        ctx.sandbox.restore(PRISTINE, ctx.owner)
     return 0
 
 

@@ -67,12 +67,12 @@ class Sandbox:
             "PGDATABASE": dbname,
         }
 
-    def wfops(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def wfops(self, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(REPO / ".venv" / "bin" / "wfops"), *args],
             capture_output=True,
             text=True,
-            env=self.env,
+            env={**self.env, **(extra_env or {})},
             cwd=REPO,
             check=False,
         )
@@ -138,10 +138,11 @@ class Sandbox:
         finally:
             connection.close()
 
-    def reset_host(self) -> None:
-        """The host tree's release lock, ledger and backups emptied, so every run starts alike."""
-        for sub in ("host/var/lib/weddingflo", "host/var/backups/weddingflo"):
-            path = self.directory / sub
+    def reset_host(self, host_dir: Path | None = None) -> None:
+        """The host tree's release lock, ledger and backups emptied, so every run starts alike (the sandbox's own
+        tree, or another host's such as the SSH scenario's)."""
+        for sub in ("var/lib/weddingflo", "var/backups/weddingflo"):
+            path = (host_dir or self.directory / "host") / sub
             if path.is_dir():
                 for child in path.iterdir():
                     if child.is_dir() and not child.is_symlink():

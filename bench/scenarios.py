@@ -1,4 +1,5 @@
-"""The five scenarios: each runs wfops and its bare counterpart back to back, with the concurrent writer."""
+"""The scenarios (issue 9's five, the fifth locally and over SSH): wfops and its bare counterpart back to back, with the
+concurrent writer."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import baseline
 from bench.sandbox import MIGRATED, PRISTINE, Sandbox, log
 from bench.writer import Writer
 
-SCENARIOS = ("release", "normalize", "backup", "rollback", "overhead")
+if TYPE_CHECKING:
+    from bench.ssh_host import SshRelease
+
+SCENARIOS = ("release", "normalize", "backup", "rollback", "overhead", "overhead-ssh")
+# Scenarios on the small sandbox only: when nothing else is asked, the big one is not brought up.
+SMALL_SCENARIOS = frozenset({"overhead", "overhead-ssh"})
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Context:
     owner: str
     small: Sandbox | None = None
     small_ids: list[str] = field(default_factory=list)
+    ssh: SshRelease | None = None
 
 
 def _load() -> float:
@@ -73,8 +80,8 @@ def _measure(
     return measure
 
 
-def _wfops(sandbox: Sandbox, measure: Measure, *args: str) -> dict[str, Any]:
-    done = sandbox.wfops(*args, "--json")
+def _wfops(sandbox: Sandbox, measure: Measure, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = sandbox.wfops(*args, "--json", extra_env=env)
     try:
         summary: dict[str, Any] = json.loads(done.stdout)
     except ValueError as exc:
@@ -207,6 +214,11 @@ def backup(ctx: Context, run: int) -> list[Measure]:
     return out
 
 
+def _small_release(small: Sandbox, m: Measure, ref: str, env: dict[str, str] | None = None) -> None:
+    """The release from its backup phase on: scenario 5 excludes preflight (the app's own checks)."""
+    _wfops(small, m, "release", "--env", "local", "--ref", ref, "--from", "backup", env=env)
+
+
 def overhead(ctx: Context, run: int) -> list[Measure]:
     """Scenario 5: the whole release (preflight excluded) on the small sandbox, locally; the bare script beside."""
     small = ctx.small
@@ -220,17 +232,7 @@ def overhead(ctx: Context, run: int) -> list[Measure]:
         if variant == "wfops":
 
             def body(m: Measure) -> None:
-                _wfops(
-                    small,
-                    m,
-                    "release",
-                    "--env",
-                    "local",
-                    "--ref",
-                    f"bench-small-{run}-{time.time_ns()}",
-                    "--from",
-                    "backup",
-                )
+                _small_release(small, m, f"bench-small-{run}-{time.time_ns()}")
 
         else:
 
@@ -242,3 +244,19 @@ def overhead(ctx: Context, run: int) -> list[Measure]:
 
         out.append(_measure("overhead", variant, run, small, ctx.small_ids, body))
     return out
+
+
+def overhead_ssh(ctx: Context, run: int) -> list[Measure]:
+    """Scenario 5 over SSH: the same release on the small sandbox, through a project copy whose `local` host is
+    reached as `deploy` over a loopback sshd, with become (sudo) for the backup user and root's files."""
+    small, ssh = ctx.small, ctx.ssh
+    if small is None or ssh is None:
+        return []
+    small.restore(PRISTINE, small.owner())
+    small.reset_host(ssh.host.host_dir)
+
+    def body(m: Measure) -> None:
+        _small_release(small, m, f"bench-ssh-{run}-{time.time_ns()}", ssh.env)
+        m.extra.update(ssh.evidence())
+
+    return [_measure("overhead-ssh", "wfops", run, small, ctx.small_ids, body)]

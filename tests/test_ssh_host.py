@@ -22,25 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox, table_checksums
-from loopback_sshd import start_sshd
-from wfops.pgcluster import free_port
-
-DEPLOY_USER = "deploy"
-BACKUP_USER = "weddingflo-backup"
-SUDOERS_RULE = Path("/etc/sudoers.d/wfops-test-deploy")
+from ssh_host_helpers import BACKUP_USER, DEPLOY_USER, SshHost, deploy_host
 
 
 @dataclass
-class SshHost:
-    root: Path
-    port: int
-    key: Path
-    sshd_log: Path
+class SshScene:
+    host: SshHost
     inventory: Path
-    host_dir: Path
     box: SandboxHandle
 
     def playbook(self, playbook: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -61,53 +51,8 @@ class SshHost:
         )
 
 
-def _run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def _ensure_user(name: str, *options: str) -> bool:
-    """Create the user when missing; True when this test created it (and so removes it)."""
-    try:
-        pwd.getpwnam(name)
-        return False
-    except KeyError:
-        _run("useradd", *options, name)
-        return True
-
-
-def _inventory(host: SshHost) -> None:
-    """groups local + weddingflo (the sandbox's settings), with the host's own paths, users and become."""
-    host_vars = {
-        "ansible_connection": "ssh",
-        "ansible_host": "127.0.0.1",
-        "ansible_port": host.port,
-        "ansible_user": DEPLOY_USER,
-        "ansible_ssh_private_key_file": str(host.key),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
-        "ansible_python_interpreter": "/usr/bin/python3",
-        "ansible_become_method": "ansible.builtin.sudo",
-        "wfops_sandbox_host_dir": str(host.host_dir),
-        "backup_user": BACKUP_USER,
-        "backup_group": BACKUP_USER,
-        "backup_manage_user": True,
-        "backup_become": True,
-        "backup_schedule_enabled": True,
-        "backup_pg_bindir": _run("pg_config", "--bindir").strip(),
-        "migrate_install_dependencies": True,
-        "migrate_become": True,
-        "release_become": True,
-        "rollback_backup_user": BACKUP_USER,
-        "rollback_become": True,
-    }
-    inventory_dir = host.inventory.parent
-    inventory_dir.mkdir()
-    (inventory_dir / "group_vars").symlink_to(REPO / "group_vars")
-    document = {"local": {"children": {"weddingflo": {"hosts": {"hetzner": host_vars}}}}}
-    host.inventory.write_text(yaml.safe_dump(document, sort_keys=False))
-
-
 @pytest.fixture(scope="module")
-def ssh_host() -> Iterator[SshHost]:
+def ssh_host() -> Iterator[SshScene]:
     assert os.geteuid() == 0, "the SSH scenario creates the deploy user and a sudoers rule: run it as root"
     # Outside pytest's 0700 temporary tree: the deploy user must reach the host paths and the app's log.
     # Every piece is undone in reverse order however far the setup got (a user or a sudoers rule never leaks).
@@ -115,49 +60,11 @@ def ssh_host() -> Iterator[SshHost]:
         root = Path(tempfile.mkdtemp(prefix="wfops-ssh-", dir="/tmp"))
         cleanup.callback(shutil.rmtree, root, ignore_errors=True)
         root.chmod(0o755)
-        backup_user_existed = _user_exists(BACKUP_USER)
-        cleanup.callback(_remove_user_unless, BACKUP_USER, backup_user_existed)  # the backup role creates it
-        if _ensure_user(DEPLOY_USER, "--create-home", "--shell", "/bin/bash"):
-            cleanup.callback(_remove_user_unless, DEPLOY_USER, False)
-        _run("usermod", "-p", "*", DEPLOY_USER)  # no password, but not a locked account (sshd refuses those)
-        cleanup.callback(SUDOERS_RULE.unlink, missing_ok=True)
-        SUDOERS_RULE.write_text(f"{DEPLOY_USER} ALL=(ALL:ALL) NOPASSWD: ALL\n")
-        SUDOERS_RULE.chmod(0o440)
-        _run("visudo", "-cf", str(SUDOERS_RULE))
-        key = root / "controller_key"
-        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "wfops-test", "-f", str(key))
-        authorized = root / "authorized_keys"
-        authorized.mkdir()
-        shutil.copy(key.with_suffix(".pub"), authorized / DEPLOY_USER)
-        port = free_port()
-        sshd, log = start_sshd(root, port, authorized, DEPLOY_USER)
-        cleanup.callback(_stop, sshd)
+        host = cleanup.enter_context(deploy_host(root))
         box = start_sandbox(root / "sandbox", guests=2000)
         cleanup.callback(stop_sandbox, box)
         (root / "sandbox").chmod(0o755)
-        host = SshHost(root, port, key, log, root / "inventory" / "hosts.yml", root / "host", box)
-        _inventory(host)
-        yield host
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    process.wait(timeout=10)
-
-
-def _remove_user_unless(name: str, existed_before: bool) -> None:
-    if not existed_before and _user_exists(name):
-        # Ansible's ControlPersist keeps an SSH session (an sshd child running as the user) alive after the test.
-        subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
-        subprocess.run(["userdel", "--force", "--remove", name], check=True, capture_output=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
+        yield SshScene(host, host.write_inventory(root / "inventory" / "hosts.yml"), box)
 
 
 def _owner_and_mode(path: Path) -> tuple[str, str]:
@@ -184,11 +91,11 @@ def _recap_ok(output: str) -> bool:
     return "hetzner" in recap and "failed=0" in recap and "unreachable=0" in recap
 
 
-def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshHost) -> None:
-    host, box = ssh_host, ssh_host.box
+def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshScene) -> None:
+    scene, host, box = ssh_host, ssh_host.host, ssh_host.box
 
     before = table_checksums(box)
-    release = host.playbook("release.yml", "-e", "wfops_release_ref=over-ssh")
+    release = scene.playbook("release.yml", "-e", "wfops_release_ref=over-ssh")
     assert release.returncode == 0, _failures(release)
     assert _recap_ok(release.stdout), release.stdout[-2000:]
     assert _commit(box) == "over-ssh"
@@ -215,7 +122,7 @@ def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshHost) -> Non
 
     # A database rollback to the release's backup, over the same connection.
     backup_id = backups[0].stem
-    rollback = host.playbook("rollback.yml", "-e", "rollback_database=true", "-e", f"rollback_confirm={backup_id}")
+    rollback = scene.playbook("rollback.yml", "-e", "rollback_database=true", "-e", f"rollback_confirm={backup_id}")
     assert rollback.returncode == 0, _failures(rollback)
     assert _recap_ok(rollback.stdout), rollback.stdout[-2000:]
     after = table_checksums(box)
