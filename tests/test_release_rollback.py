@@ -91,6 +91,29 @@ def test_a_full_release_from_the_previous_state_passes_every_phase(box: SandboxH
     assert "rel-1" in history.stdout and "successful" in history.stdout
 
 
+def test_a_dry_run_release_plans_every_phase_and_changes_nothing(box: SandboxHandle) -> None:
+    before, commit = table_checksums(box), _commit(box)
+    code, summary = _json_run(box, "release", "--env", "local", "--ref", "dry-1", "--check")
+    assert code == 0, summary
+    phases = _phases(summary)
+    assert {name: p["status"] for name, p in phases.items()} == {
+        name: "ok" for name in ("preflight", "backup", "migrate", "normalize", "deploy", "smoke")
+    }
+    assert [p["tag"][:4] for p in phases["migrate"]["result"]["pending"]] == ["0023", "0024", "0025", "0026", "0027"]
+    # Sections that need the pending migrations' columns say so instead of failing the dry run.
+    sections = {s["section"]: s for s in phases["normalize"]["result"]["sections"]}
+    assert sections["rsvp"]["rows"] > 0, sections
+    assert "pending migrations" in sections["company_id"]["note"], sections
+    # Smoke runs against the unchanged database: what fails is reported, not fatal, in a dry run.
+    assert "check mode" in phases["smoke"]["result"]["summary"], phases["smoke"]
+    # The only write is the app's own: the smoke login through it records a session (Better Auth).
+    after = table_checksums(box)
+    assert {table for table in before if after[table] != before[table]} == {"public.sessions"}
+    assert after["public.sessions"].startswith("1:") and _commit(box) == commit
+    assert not (box.directory / "host" / "var" / "lib" / "weddingflo" / "ledger.jsonl").exists()
+    assert box.wfops("lock", "status", "--env", "local").stdout.strip() == "not held"
+
+
 def test_a_release_whose_smoke_fails_rolls_its_code_back_automatically(box: SandboxHandle) -> None:
     code, first = _json_run(box, "release", "--env", "local", "--ref", "good", "--from", "backup")
     assert code == 0, first

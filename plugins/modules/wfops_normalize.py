@@ -147,6 +147,8 @@ def main() -> None:
         module.fail_json(msg=str(exc), **exc.facts)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
         module.fail_json(msg=str(connection_lost(exc)))
+    except psycopg2.Error as exc:
+        module.fail_json(msg=f"the database refused the normalisation: {' '.join(str(exc).split())}", pgcode=exc.pgcode)
     rows = sum(result.rows for result in results)
     if p["sections"]:
         module.exit_json(changed=rows > 0, rows=rows, sections=[asdict(result) for result in results])
