@@ -1929,7 +1929,7 @@ def _follow_up(settings: Settings, metrics: Metrics, args: argparse.Namespace, r
             try:
                 result["pruned"] = prune(settings, dry_run=False)["deleted"]
             except (BackupError, OSError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else exc
                 raise BackupError(f"{done}, but retention failed: {reason}") from None
     except BackupError:
         print(json.dumps(result, sort_keys=True))
