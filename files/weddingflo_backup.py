@@ -7,6 +7,7 @@ work. DATABASE_URL comes from a 0600 env file (--env-file, `-` for stdin) or the
 from argv, and reaches the PostgreSQL tools as libpq environment variables.
 
   create [--reason release|scheduled|pre-rollback|manual] [--release-ref REF] [--dry-run]
+         [--verify [--restore-drill]] [--offsite-copy] [--prune]
   list [--json]
   verify ID [--restore-drill]
   prune [--dry-run] [--json]
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -59,6 +61,8 @@ POOLER_PORT = 6543
 _SIZE_FACTOR_COMPRESSED = 0.6
 _SIZE_FACTOR_UNCOMPRESSED = 1.2
 _PROGRESS_EVERY_S = 5.0
+# Read/write/hash unit of the archive stream.
+_CHUNK = 1 << 20
 
 
 class BackupError(Exception):
@@ -668,7 +672,8 @@ def _check_free_space(settings: Settings, estimated: int, table_bytes: int) -> i
 
 
 class PgDump:
-    """pg_dump --format=custom of the exported snapshot into a temporary file, watched for progress."""
+    """pg_dump --format=custom of the exported snapshot, streamed through a pipe into a temporary file (0600) and
+    hashed as it arrives, so the archive is never read again for its sha256. Progress is shown while it runs."""
 
     def __init__(self, settings: Settings, database: Database, snapshot: str, partial: Path) -> None:
         command = [
@@ -677,42 +682,79 @@ class PgDump:
             f"--compress={settings.compression}",
             f"--snapshot={snapshot}",
             "--no-password",
-            f"--file={partial}",
         ]
         command += [f"--schema={schema}" for schema in settings.schemas]
         self._partial = partial
         self._stderr: list[str] = []
+        self._digest = hashlib.sha256()
+        self._write_error: OSError | None = None
+        self.size = 0
         self._started = time.monotonic()
-        self._process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=_child_env(database))
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
+        # O_EXCL: the claimed name is ours alone; 0600 from the first byte.
+        self._out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(database)
+            )
+        except BaseException:
+            os.close(self._out)
+            raise
+        assert self._process.stdout is not None
+        with contextlib.suppress(OSError):
+            # A 1 MiB pipe instead of 64 KiB: fewer wake-ups between pg_dump and the writer.
+            fcntl.fcntl(self._process.stdout.fileno(), fcntl.F_SETPIPE_SZ, _CHUNK)
+        self._threads = [
+            threading.Thread(target=self._read_stderr, daemon=True),
+            threading.Thread(target=self._write_and_hash, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
 
     def _read_stderr(self) -> None:
         assert self._process.stderr is not None
         for line in self._process.stderr:
-            self._stderr.append(line)
+            self._stderr.append(line.decode(errors="replace"))
+
+    def _write_and_hash(self) -> None:
+        assert self._process.stdout is not None
+        try:
+            while chunk := self._process.stdout.read(_CHUNK):
+                self._digest.update(chunk)
+                _write_all(self._out, chunk)
+                self.size += len(chunk)
+        except OSError as exc:
+            self._write_error = exc
+            # pg_dump stops on the closed pipe instead of filling it.
+            self._process.stdout.close()
 
     def wait(self) -> None:
-        """Wait for pg_dump, showing progress; BackupError when it failed."""
+        """Wait for pg_dump and the writer, showing progress; then fsync. BackupError when either failed."""
         while True:
             try:
                 self._process.wait(timeout=_PROGRESS_EVERY_S)
                 break
             except subprocess.TimeoutExpired:
-                size = self._partial.stat().st_size if self._partial.exists() else 0
-                progress(f"pg_dump running for {time.monotonic() - self._started:.0f}s, {_human(size)} written")
-        self._reader.join(timeout=5)
+                progress(f"pg_dump running for {time.monotonic() - self._started:.0f}s, {_human(self.size)} written")
+        # pg_dump has ended, so the writer meets the end of the stream: every byte is on its way to the file.
+        for thread in self._threads:
+            thread.join()
+        if self._write_error is not None:
+            raise BackupError(f"writing the archive failed: {_write_failure(self._write_error)}")
         code = self._process.returncode
         if code != 0:
-            if code == -signal.SIGXFSZ:
-                reason = "the archive hit the file size limit (ulimit -f); no space for the backup"
-            elif code < 0:
+            if code < 0:
                 reason = f"killed by {signal.Signals(-code).name}"
             else:
                 reason = " ".join("".join(self._stderr).split())[-400:] or f"exit status {code}"
             raise BackupError(f"pg_dump failed: {reason}")
+        os.fsync(self._out)
 
     def stop(self) -> None:
+        """End pg_dump if it still runs and close the archive (on success and failure alike)."""
         if self._process.poll() is None:
             self._process.terminate()
             try:
@@ -720,6 +762,24 @@ class PgDump:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self._out >= 0:
+            os.close(self._out)
+            self._out = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_failure(exc: OSError) -> str:
+    if exc.errno == errno.EFBIG:
+        # Python ignores SIGXFSZ, so the limit arrives as EFBIG on write.
+        return "the archive hit the file size limit (ulimit -f); no space for the backup"
+    return exc.strerror or str(exc)
 
 
 def _pg_dump_version(settings: Settings) -> str:
@@ -780,10 +840,9 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
             dump.stop()
         session.query("COMMIT")
         entries = toc_entries(settings, partial)
-        with partial.open("rb") as handle:
-            os.fsync(handle.fileno())
-        size = partial.stat().st_size
-        digest = sha256_of(partial)
+        size, digest = dump.size, dump.sha256
+        if partial.stat().st_size != size:
+            raise BackupError(f"{partial.name} holds {partial.stat().st_size} bytes, pg_dump wrote {size}")
         backup = Backup(backup_id, settings.backup_dir)
         partial.chmod(0o600)
         # link() never replaces an existing file, unlike rename().
@@ -1741,6 +1800,10 @@ def build_parser() -> argparse.ArgumentParser:
     create_cmd.add_argument("--reason", choices=REASONS, default="manual")
     create_cmd.add_argument("--release-ref", default=None)
     create_cmd.add_argument("--dry-run", action="store_true", help="check and estimate; write nothing")
+    create_cmd.add_argument("--verify", action="store_true", help="then re-read it against its manifest (as verify)")
+    create_cmd.add_argument("--restore-drill", action="store_true", help="then verify with a restore drill")
+    create_cmd.add_argument("--offsite-copy", action="store_true", help="then copy it offsite (as offsite copy)")
+    create_cmd.add_argument("--prune", action="store_true", help="then apply retention (as prune)")
     list_cmd = commands.add_parser("list", help="backups, newest first")
     list_cmd.add_argument("--json", action="store_true")
     list_cmd.add_argument("--cached", action="store_true", help="the last known offsite catalogue (no network)")
@@ -1822,23 +1885,62 @@ def _run_offsite(settings: Settings, metrics: Metrics, args: argparse.Namespace)
     return 0
 
 
+def _run_create(settings: Settings, metrics: Metrics, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    try:
+        result = create(settings, args.reason, args.release_ref, args.dry_run)
+    except BackupError as exc:
+        if not args.dry_run:
+            metrics.record(success=False)
+            if args.reason == "scheduled":
+                notify_failure(settings, "scheduled-backup-failed", str(exc))
+        raise
+    if not args.dry_run:
+        metrics.record(success=True, size=result["size_bytes"], duration_s=time.monotonic() - started)
+        _follow_up(settings, metrics, args, result)
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def _follow_up(settings: Settings, metrics: Metrics, args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """create --verify/--offsite-copy/--prune: the release's steps after the dump, in the scheduled unit's order.
+
+    Each step runs only when the one before succeeded, so a failed verification or offsite copy prunes nothing.
+    The backup itself is kept whatever fails here; the JSON printed on stdout says what was done, and the
+    one sentence on stderr names the backup and the step that failed.
+    """
+    backup_id = result["id"]
+    done = f"{backup_id} was written (kept)"
+    try:
+        if args.verify or args.restore_drill:
+            backup = find_backup(settings.backup_dir, backup_id)
+            result["verification"] = verify(settings, backup, args.restore_drill)
+            if result["verification"]["result"] != "ok":
+                findings = "; ".join(result["verification"]["findings"])
+                raise BackupError(f"{backup_id} failed verification: {findings}")
+            done = f"{backup_id} was written and verified (kept)"
+        if args.offsite_copy:
+            copy = lambda: offsite_copy(settings, backup_id, prune_after=True)  # noqa: E731
+            try:
+                result["offsite"] = _run_timed_job(settings, metrics, "offsite", copy)
+            except BackupError as exc:
+                raise BackupError(f"{done}, but its offsite copy failed, nothing was pruned: {exc}") from None
+        if args.prune:
+            try:
+                result["pruned"] = prune(settings, dry_run=False)["deleted"]
+            except (BackupError, OSError) as exc:
+                reason = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else exc
+                raise BackupError(f"{done}, but retention failed: {reason}") from None
+    except BackupError:
+        print(json.dumps(result, sort_keys=True))
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.env_file)
     metrics = Metrics(settings.metrics_dir)
     if args.command == "create":
-        started = time.monotonic()
-        try:
-            result = create(settings, args.reason, args.release_ref, args.dry_run)
-        except BackupError as exc:
-            if not args.dry_run:
-                metrics.record(success=False)
-                if args.reason == "scheduled":
-                    notify_failure(settings, "scheduled-backup-failed", str(exc))
-            raise
-        if not args.dry_run:
-            metrics.record(success=True, size=result["size_bytes"], duration_s=time.monotonic() - started)
-        print(json.dumps(result, sort_keys=True))
-        return 0
+        return _run_create(settings, metrics, args)
     if args.command == "list":
         if settings.offsite is not None and not args.cached:
             try:

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, SandboxHandle, start_sandbox, stop_sandbox
 from wfops.pgcluster import PostgresCluster
+
+ROLE = REPO / "roles" / "backup"
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +69,35 @@ def test_the_phase_installs_the_tool_backs_up_verifies_prunes_and_reports(box: S
     for path in produced:
         assert password not in path.read_text(errors="replace"), path
     assert password not in result.stdout + result.stderr
+
+
+def _host_tasks_run(run_id: str) -> list[str]:
+    """The backup role's tasks that ran (not skipped) in a run, from ansible-runner's events."""
+    events = [json.loads(p.read_text()) for p in (REPO / "runs" / run_id).rglob("job_events/*.json")]
+    return [
+        e["event_data"]["task"]
+        for e in events
+        if e["event"] == "runner_on_ok" and e["event_data"].get("role") == "backup"
+    ]
+
+
+def test_the_tool_and_settings_are_installed_again_only_when_they_differ(box: SandboxHandle) -> None:
+    env_file = _host(box) / "etc" / "weddingflo-backup" / "backup.env"
+    tool = _host(box) / "usr" / "local" / "bin" / "weddingflo-backup"
+    first = box.wfops("run", "backup", "--env", "local", "--json")
+    assert first.returncode == 0, first.stderr
+    unchanged = box.wfops("run", "backup", "--env", "local", "--json")
+    assert unchanged.returncode == 0, unchanged.stderr
+    installs = {task["name"] for task in yaml.safe_load((ROLE / "tasks" / "install_files.yml").read_text())}
+    assert not installs & set(_host_tasks_run(json.loads(unchanged.stdout)["run_id"]))
+
+    env_file.chmod(0o644)
+    tool.write_text(tool.read_text() + "# edited on the host\n")
+    repaired = box.wfops("run", "backup", "--env", "local", "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert installs <= set(_host_tasks_run(json.loads(repaired.stdout)["run_id"])) | {"Create the backup system user"}
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert tool.read_bytes() == (REPO / "files" / "weddingflo_backup.py").read_bytes()
 
 
 def test_scheduled_units_are_valid_for_systemd(box: SandboxHandle) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -136,6 +137,74 @@ def test_a_corrupted_archive_fails_verification(box: SandboxHandle, backup_dir: 
     assert "sha256 is" in json.loads(verified.stdout)["findings"][0]
     listed = json.loads(run_tool(env, "list", "--json").stdout)
     assert listed[0]["verification"] == "failed"
+
+
+def _retention_of_one(box: SandboxHandle, backup_dir: Path, **extra: str) -> dict[str, str]:
+    """Settings under which a new backup makes every older one past retention."""
+    return tool_env(box.ops_url, backup_dir, BACKUP_RETENTION_DAYS="0", BACKUP_RETENTION_MIN_COUNT="1", **extra)
+
+
+def _older_backup(env: dict[str, str]) -> str:
+    created = run_tool(env, "create", "--reason", "scheduled")
+    assert created.returncode == 0, created.stderr
+    return json.loads(created.stdout)["id"]
+
+
+def test_create_verify_prune_takes_checks_and_prunes_in_one_call(box: SandboxHandle, backup_dir: Path) -> None:
+    env = _retention_of_one(box, backup_dir)
+    older = _older_backup(env)
+    created = run_tool(env, "create", "--reason", "release", "--release-ref", "r1", "--verify", "--prune")
+    assert created.returncode == 0, created.stderr
+    result = json.loads(created.stdout)
+    archive = Path(result["path"])
+    # Hashed while pg_dump streamed it: the digest is the stored file's.
+    assert result["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert result["verification"]["result"] == "ok" and result["verification"]["kind"] == "sha256+toc"
+    assert result["pruned"] == [older]
+    assert final_files(backup_dir) == [archive.name, f"{result['id']}.json"]
+    manifest = json.loads(Path(result["manifest"]).read_text())
+    assert manifest["verification"]["kind"] == "sha256+toc" and manifest["size_bytes"] == archive.stat().st_size
+    assert archive.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_failed_verification_in_create_keeps_the_backup_prunes_nothing_and_says_why(
+    box: SandboxHandle, backup_dir: Path, tmp_path: Path
+) -> None:
+    # pg_restore that lists one entry too many once the archive has its final name: the re-read disagrees.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("pg_dump", "psql"):
+        (bindir / name).symlink_to(server_bindir() / name)
+    (bindir / "pg_restore").write_text(
+        f'#!/bin/sh\n"{server_bindir() / "pg_restore"}" "$@" || exit $?\n'
+        'case "$*" in *--list*backup-*.dump) echo "9999; 0 0 COMMENT - extra" ;; esac\n'
+    )
+    (bindir / "pg_restore").chmod(0o755)
+    env = _retention_of_one(box, backup_dir, PG_BINDIR=str(bindir))
+    older = _older_backup(env)
+    created = run_tool(env, "create", "--verify", "--prune")
+    assert created.returncode == 1
+    result = json.loads(created.stdout)
+    assert f"{result['id']} failed verification: " in created.stderr
+    assert "TOC entries, the manifest says" in created.stderr
+    assert result["verification"]["result"] == "failed" and "pruned" not in result
+    assert final_files(backup_dir) == sorted(f"{i}.{ext}" for i in (older, result["id"]) for ext in ("dump", "json"))
+
+
+def test_a_failing_prune_in_create_keeps_the_new_backup_and_names_it(box: SandboxHandle, backup_dir: Path) -> None:
+    env = _retention_of_one(box, backup_dir)
+    older = _older_backup(env)
+    # An archive that cannot be unlinked, even by root.
+    (backup_dir / f"{older}.dump").unlink()
+    (backup_dir / f"{older}.dump").mkdir()
+    created = run_tool(env, "create", "--verify", "--prune")
+    assert created.returncode == 1
+    result = json.loads(created.stdout)
+    assert f"{result['id']} was written and verified (kept), but retention failed: Is a directory" in created.stderr
+    assert result["verification"]["result"] == "ok"
+    assert f"{result['id']}.dump" in final_files(backup_dir)
+    listed = json.loads(run_tool(env, "list", "--json").stdout)
+    assert listed[0]["id"] == result["id"] and listed[0]["verification"] == "ok"
 
 
 class _BlockedDump:

@@ -220,6 +220,24 @@ def test_offsite_retention_prunes_only_after_a_successful_copy(host: Host) -> No
     assert {release, first, second, third, newest} <= set(final_files_ids(host)), "local copies are not touched"
 
 
+def test_a_release_create_copies_offsite_before_it_prunes_and_a_failed_copy_prunes_nothing(host: Host) -> None:
+    local_retention = {"BACKUP_RETENTION_DAYS": "0", "BACKUP_RETENTION_MIN_COUNT": "1"}
+    older = host.backup("--reason", "scheduled")
+    unreachable = {"OFFSITE_REMOTE_PORT": "1", **local_retention}
+    code, out, err = host.tool("create", "--verify", "--offsite-copy", "--prune", **unreachable)
+    failed = json.loads(out)
+    assert code == 1, err
+    assert f"{failed['id']} was written and verified (kept), but its offsite copy failed, nothing was pruned" in err
+    assert "pruned" not in failed and {older, failed["id"]} <= set(final_files_ids(host))
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "0"
+
+    done = json.loads(host.ok("create", "--verify", "--offsite-copy", "--prune", **local_retention))
+    assert done["verification"]["result"] == "ok" and done["offsite"]["sha256_ok"] is True
+    assert sorted(done["pruned"]) == sorted([older, failed["id"]])
+    assert final_files_ids(host) == [done["id"]] and done["id"] in _ids_offsite(host)
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "1"
+
+
 def final_files_ids(host: Host) -> list[str]:
     return [name.removesuffix(".dump") for name in final_files(host.backup_dir) if name.endswith(".dump")]
 
