@@ -95,6 +95,13 @@ def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshScene) -> No
     scene, host, box = ssh_host, ssh_host.host, ssh_host.box
 
     before = table_checksums(box)
+    # A dry run first: its backup plan looks at the backup user's directory, so it needs become too.
+    dry = scene.playbook("release.yml", "--check", "-e", "wfops_release_ref=over-ssh")
+    assert dry.returncode == 0, _failures(dry)
+    assert _recap_ok(dry.stdout), dry.stdout[-2000:]
+    assert {t for t, v in table_checksums(box).items() if v != before[t]} <= {"public.sessions"}
+    assert _commit(box) != "over-ssh"
+
     release = scene.playbook("release.yml", "-e", "wfops_release_ref=over-ssh")
     assert release.returncode == 0, _failures(release)
     assert _recap_ok(release.stdout), release.stdout[-2000:]
@@ -126,8 +133,9 @@ def test_a_release_and_a_rollback_over_ssh_with_become(ssh_host: SshScene) -> No
     assert rollback.returncode == 0, _failures(rollback)
     assert _recap_ok(rollback.stdout), rollback.stdout[-2000:]
     after = table_checksums(box)
-    # The rollback's closing smoke check signs in once: that session is the only row newer than the backup.
-    assert after.pop("public.sessions").startswith("1:")
+    # Two sessions: the dry run's smoke login (taken into the release's backup) and the rollback's closing smoke
+    # check (the only row newer than the backup).
+    assert after.pop("public.sessions").startswith("2:")
     assert after == {k: v for k, v in before.items() if k != "public.sessions"}, "the pre-release database is back"
     assert _commit(box) != "over-ssh", "the code went back to the previous deployment"
     safety = sorted((host.host_dir / "var/backups/weddingflo").glob("backup-*.dump"))
