@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 
 from conftest import REPO, SandboxHandle, run_module, start_sandbox, stop_sandbox
 from wfops.drizzle import migrate, read_migrations
+from wfops.plugin_code import load
 
 RSVP_CASES = {
     "attending": "confirmed",
@@ -356,3 +359,48 @@ def test_an_unknown_guest_side_is_left_alone_and_the_verification_names_it(box: 
     assert "guest_side_values_canonical: [{'value': 'grandparents', 'count': 1}]" in phase["result"]["error"]
     assert str(guest) in phase["result"]["error"]
     assert _one(box, "SELECT guest_side FROM guests WHERE id = %s", (guest,)) == "grandparents"
+
+
+def test_a_row_rewritten_by_the_app_while_the_pass_waits_for_it_is_not_left_behind(box: SandboxHandle) -> None:
+    """The app rewrites a legacy row between the pass's scan and its update (the row moves: new ctid). The pass
+    must not skip it for good: it runs again and changes it, and counts it once."""
+    norm = load("wfops_normalize")
+    options = norm.Options(
+        rsvp_map={"yes": "confirmed"},
+        rsvp_canonical=["confirmed", "declined", "maybe", "pending"],
+        batch_size=0,
+        limits=load("wfops_pg").Limits(lock_timeout="30s"),
+    )
+    expected = _one(
+        box,
+        "SELECT count(*) FROM guests WHERE rsvp_status IS DISTINCT FROM 'confirmed'"
+        " AND rsvp_status NOT IN ('declined', 'maybe', 'pending')",
+    )
+    app = box.connect()
+    with app.cursor() as cursor:
+        cursor.execute("SELECT id FROM guests WHERE rsvp_status = 'yes' LIMIT 1 FOR UPDATE")
+        guest = cursor.fetchone()[0]
+    results: list = []
+    worker = box.connect()
+    thread = threading.Thread(
+        target=lambda: results.append(norm.normalize_sections(worker, ["rsvp"], options, check_mode=False))
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _one(box, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+            assert time.monotonic() < deadline, "the pass never waited for the app's row lock"
+            time.sleep(0.05)
+        with app.cursor() as cursor:
+            cursor.execute("UPDATE guests SET first_name = 'moved by the app' WHERE id = %s", (guest,))
+        app.commit()
+        thread.join(60)
+    finally:
+        app.close()
+    worker.close()
+    assert not thread.is_alive() and results, "the pass did not finish"
+    (rsvp,) = results[0]
+    assert _one(box, "SELECT rsvp_status || '/' || first_name FROM guests WHERE id = %s", (guest,)) == (
+        "confirmed/moved by the app"
+    )
+    assert rsvp.rows == expected and rsvp.batches >= 2, rsvp

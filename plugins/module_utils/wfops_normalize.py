@@ -21,6 +21,9 @@ from ansible.module_utils.wfops_pg import (
 )
 
 SECTIONS = ("rsvp", "guest_side", "company_id", "not_null", "client_stats")
+# The catch-up pass runs again while concurrent writes made it skip rows, at most this many times (then the
+# invariants name what is left).
+CATCH_UP_REPEATS = 10
 # undefined_column, undefined_table: what a dry run meets before the migrations it plans have run.
 SCHEMA_NOT_YET = ("42703", "42P01")
 
@@ -144,8 +147,11 @@ def _value_sections(
 ) -> list[SectionResult]:
     """The value sections in one pass over `guests`: each changed row gets one new version, not one per section.
 
-    Every batch returns the rows' values before and after (a self-join on ctid inside the statement), so the
-    report counts exactly what changed; a row a concurrent write moved meanwhile is left to the catch-up pass.
+    Every batch updates its rows through a self-join on ctid and returns their values before and after, so the
+    report counts exactly what changed. A row a concurrent write changed between the statement's scan and its
+    update has a new ctid by then, so the batch skips it; each statement also returns how many rows it meant to
+    change, and while the catch-up pass skipped any, it runs again (locking the rows first instead, FOR NO KEY
+    UPDATE, re-reads them at their newest version, but cost ~20% more at 1M guests on every batch).
     In check mode one scan counts the same predicates.
     """
     params: dict[str, Any] = {}
@@ -168,19 +174,28 @@ def _value_sections(
     before_after = ", ".join(f"o.{col} AS b{n}, t.{col} AS a{n}" for n, col in enumerate(cols))
     pairs = ", ".join(f"b{n}, a{n}" for n in range(len(cols)))
     assignments = ", ".join(f"{c.quoted} = {c.target}" for c in columns)
+    nulls = ", ".join("NULL, NULL" for _ in cols)
 
     def statement(predicate: str) -> str:
+        # The last row (its kind TRUE) carries how many rows the statement meant to change.
         return (
             f"WITH o AS MATERIALIZED (SELECT t.ctid AS row_id, {', '.join(f't.{col}' for col in cols)}"
             f" FROM guests AS t WHERE {predicate} AND ({differs})),"
             f" changed AS (UPDATE guests AS t SET {assignments}{_touch(options)} FROM o"
             f" WHERE t.ctid = o.row_id AND ({differs}) RETURNING {before_after})"
-            f" SELECT {pairs}, count(*) FROM changed GROUP BY {pairs}"
+            f" SELECT {pairs}, count(*), FALSE FROM changed GROUP BY {pairs}"
+            f" UNION ALL SELECT {nulls}, count(*), TRUE FROM o"
         )
 
-    def tally(groups: list[tuple[Any, ...]]) -> int:
+    skipped = [0]
+
+    def tally(rows: list[tuple[Any, ...]]) -> int:
+        groups = [row[:-1] for row in rows if not row[-1]]
+        meant = sum(int(row[-2]) for row in rows if row[-1])
         _tally_values(results, groups)
-        return sum(int(group[-1]) for group in groups)
+        changed = sum(int(group[-1]) for group in groups)
+        skipped[0] = meant - changed
+        return changed
 
     stats = batched_change(
         connection,
@@ -192,6 +207,10 @@ def _value_sections(
         progress=progress,
         tally=tally,
     )
+    for _ in range(CATCH_UP_REPEATS):
+        if not skipped[0]:
+            break
+        execute_with_retries(connection, statement("TRUE"), params, options.limits, stats, tally=tally)
     for result in results:
         result.rows = sum(d["rows"] for d in result.detail)
         result.batches, result.retries, result.max_batch_ms = stats.batches, stats.retries, stats.max_batch_ms
