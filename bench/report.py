@@ -164,9 +164,9 @@ def render(machine: dict[str, Any], settings: dict[str, Any], measures: list[Mea
         "",
         "## Machine",
         "",
-        f"- {machine.get('nproc')} CPU cores (`nproc`), **shared with other people's test runs while this ran**: "
-        f"load average (1/5/15 min) {machine.get('load_at_start')} at start, {machine.get('load_at_end')} at end; "
-        "each scenario's 1-minute load at its start and end is in its table.",
+        f"- {machine.get('nproc')} CPU cores (`nproc`); load average (1/5/15 min) {machine.get('load_at_start')} at "
+        f"start, {machine.get('load_at_end')} at end (a load near the core count means other work shared the "
+        "machine); each scenario's 1-minute load at its start and end is in its table.",
         f"- PostgreSQL {machine.get('postgres')} (the sandbox cluster: fsync, synchronous_commit and full_page_writes "
         "off, shared_buffers 256MB); database `weddingflo` "
         f"{int(machine.get('database_bytes') or 0) / 1e6:.0f} MB at migration 0022 with {guests} guests.",
