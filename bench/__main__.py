@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return rerender(args.out)
     wanted = set(args.scenarios.split(","))
     os.environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="wfops-bench-work-"))
     started = time.time()
     machine: dict[str, object] = {
