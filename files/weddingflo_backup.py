@@ -1896,29 +1896,39 @@ def _run_create(settings: Settings, metrics: Metrics, args: argparse.Namespace) 
                 notify_failure(settings, "scheduled-backup-failed", str(exc))
         raise
     if not args.dry_run:
+        if args.verify or args.restore_drill:
+            # Verified before the metrics call it a success: a backup that fails its check is not a good backup.
+            try:
+                _verify_created(settings, args, result)
+            except BackupError:
+                metrics.record(success=False)
+                print(json.dumps(result, sort_keys=True))
+                raise
         metrics.record(success=True, size=result["size_bytes"], duration_s=time.monotonic() - started)
         _follow_up(settings, metrics, args, result)
     print(json.dumps(result, sort_keys=True))
     return 0
 
 
+def _verify_created(settings: Settings, args: argparse.Namespace, result: dict[str, Any]) -> None:
+    """create --verify [--restore-drill]: the new archive checked against its manifest (BackupError if not ok)."""
+    backup = find_backup(settings.backup_dir, result["id"])
+    result["verification"] = verify(settings, backup, args.restore_drill)
+    if result["verification"]["result"] != "ok":
+        findings = "; ".join(result["verification"]["findings"])
+        raise BackupError(f"{result['id']} failed verification: {findings}")
+
+
 def _follow_up(settings: Settings, metrics: Metrics, args: argparse.Namespace, result: dict[str, Any]) -> None:
-    """create --verify/--offsite-copy/--prune: the release's steps after the dump, in the scheduled unit's order.
+    """create --offsite-copy/--prune: the release's steps after the (verified) dump, in the scheduled unit's order.
 
     Each step runs only when the one before succeeded, so a failed verification or offsite copy prunes nothing.
     The backup itself is kept whatever fails here; the JSON printed on stdout says what was done, and the
     one sentence on stderr names the backup and the step that failed.
     """
     backup_id = result["id"]
-    done = f"{backup_id} was written (kept)"
+    done = f"{backup_id} was written{' and verified' if 'verification' in result else ''} (kept)"
     try:
-        if args.verify or args.restore_drill:
-            backup = find_backup(settings.backup_dir, backup_id)
-            result["verification"] = verify(settings, backup, args.restore_drill)
-            if result["verification"]["result"] != "ok":
-                findings = "; ".join(result["verification"]["findings"])
-                raise BackupError(f"{backup_id} failed verification: {findings}")
-            done = f"{backup_id} was written and verified (kept)"
         if args.offsite_copy:
             copy = lambda: offsite_copy(settings, backup_id, prune_after=True)  # noqa: E731
             try:

@@ -180,12 +180,21 @@ def test_a_failed_verification_in_create_keeps_the_backup_prunes_nothing_and_say
         'case "$*" in *--list*backup-*.dump) echo "9999; 0 0 COMMENT - extra" ;; esac\n'
     )
     (bindir / "pg_restore").chmod(0o755)
-    env = _retention_of_one(box, backup_dir, PG_BINDIR=str(bindir))
+    env = _retention_of_one(box, backup_dir, PG_BINDIR=str(bindir), BACKUP_METRICS_DIR=str(tmp_path / "textfile"))
     older = _older_backup(env)
+    before = _prom(tmp_path / "textfile")
     created = run_tool(env, "create", "--verify", "--prune")
     assert created.returncode == 1
     result = json.loads(created.stdout)
     assert f"{result['id']} failed verification: " in created.stderr
+    # The metrics do not call it a success: its run failed, and the last success stays the older backup's.
+    metrics = _prom(tmp_path / "textfile")
+    assert metrics["weddingflo_backup_last_run_success"] == "0"
+    assert metrics["weddingflo_backup_last_size_bytes"] == before["weddingflo_backup_last_size_bytes"]
+    assert (
+        metrics["weddingflo_backup_last_success_timestamp_seconds"]
+        == before["weddingflo_backup_last_success_timestamp_seconds"]
+    )
     assert "TOC entries, the manifest says" in created.stderr
     assert result["verification"]["result"] == "failed" and "pruned" not in result
     assert final_files(backup_dir) == sorted(f"{i}.{ext}" for i in (older, result["id"]) for ext in ("dump", "json"))
