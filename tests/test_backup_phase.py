@@ -100,25 +100,25 @@ def test_the_tool_and_settings_are_installed_again_only_when_they_differ(box: Sa
     assert tool.read_bytes() == (REPO / "files" / "weddingflo_backup.py").read_bytes()
 
 
-def test_scheduled_units_are_valid_for_systemd(box: SandboxHandle) -> None:
-    result = box.wfops(
-        "run",
-        "backup",
-        "--env",
-        "local",
-        "-e",
-        "backup_schedule_enabled=true",
-        "-e",
-        "backup_schedule_on_calendar=*-*-* 02:30:00",
-        "-e",
-        "backup_user=nobody",
-        "-e",
-        "backup_group=nogroup",
-        "--json",
-    )
+SCHEDULED = ("-e", "backup_schedule_enabled=true", "-e", "backup_schedule_on_calendar=*-*-* 02:30:00")
+OWNERS = ("-e", "backup_user=nobody", "-e", "backup_group=nogroup")
+
+
+def test_scheduled_units_are_valid_for_systemd_and_installed_again_only_when_they_differ(box: SandboxHandle) -> None:
+    result = box.wfops("run", "backup", "--env", "local", *SCHEDULED, *OWNERS, "--json")
     assert result.returncode == 0, result.stderr
     unit_dir = _host(box) / "etc" / "systemd" / "system"
     service, timer = unit_dir / "weddingflo-backup.service", unit_dir / "weddingflo-backup.timer"
+    installing = {task["name"] for task in yaml.safe_load((ROLE / "tasks" / "schedule.yml").read_text())}
+    assert installing & set(_host_tasks_run(json.loads(result.stdout)["run_id"]))
+    again = box.wfops("run", "backup", "--env", "local", *SCHEDULED, *OWNERS, "--json")
+    assert again.returncode == 0, again.stderr
+    assert not installing & set(_host_tasks_run(json.loads(again.stdout)["run_id"]))
+    good = timer.read_text()
+    timer.write_text(good.replace("02:30:00", "03:00:00"))
+    repaired = box.wfops("run", "backup", "--env", "local", *SCHEDULED, *OWNERS, "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert timer.read_text() == good
     text = service.read_text()
     assert "User=nobody" in text and "--reason scheduled" in text and " prune" in text
     assert "OnCalendar=*-*-* 02:30:00" in timer.read_text() and "Persistent=true" in timer.read_text()
