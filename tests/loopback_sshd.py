@@ -1,7 +1,9 @@
-"""A real sshd on a loopback port for the tests (the SSH host scenario, the SFTP offsite target)."""
+"""A real sshd on a loopback port for the tests (the SSH host scenario, the SFTP offsite target), and the
+commands both use to set up the system users it serves."""
 
 from __future__ import annotations
 
+import pwd
 import socket
 import subprocess
 import time
@@ -9,6 +11,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
+
+
+def run(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 def start_sshd(

@@ -4,7 +4,6 @@ that can do nothing but internal-sftp, reached by rclone with a key and a pinned
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import subprocess
 import tempfile
@@ -13,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopback_sshd import start_sshd
+from loopback_sshd import run, start_sshd, user_exists
 from wfops.pgcluster import free_port
 
 # One per process: pytest-xdist workers each start their own target (and remove their own user).
@@ -58,18 +57,6 @@ class SftpTarget:
     def files(self, path: str) -> list[Path]:
         base = self.store / path
         return sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []
-
-
-def run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
-def user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 @contextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import pwd
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from loopback_sshd import start_sshd
+from loopback_sshd import run, start_sshd, user_exists
 from wfops.pgcluster import free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,10 +70,6 @@ class SshHost:
         return path
 
 
-def run(*argv: str) -> str:
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-
-
 @contextlib.contextmanager
 def deploy_host(root: Path, sudoers_rule: Path = SUDOERS_RULE) -> Iterator[SshHost]:
     """The deploy user, its sudoers rule, a key and an sshd, all under `root` (which the deploy user must be able
@@ -82,9 +77,9 @@ def deploy_host(root: Path, sudoers_rule: Path = SUDOERS_RULE) -> Iterator[SshHo
     left alone; one created here (the backup role creates the backup user) is removed."""
     with contextlib.ExitStack() as cleanup:
         cleanup.enter_context(_exclusive(LOCK))
-        cleanup.callback(_remove_user_unless, BACKUP_USER, _user_exists(BACKUP_USER))
-        cleanup.callback(_remove_user_unless, DEPLOY_USER, _user_exists(DEPLOY_USER))
-        if not _user_exists(DEPLOY_USER):
+        cleanup.callback(_remove_user_unless, BACKUP_USER, user_exists(BACKUP_USER))
+        cleanup.callback(_remove_user_unless, DEPLOY_USER, user_exists(DEPLOY_USER))
+        if not user_exists(DEPLOY_USER):
             run("useradd", "--create-home", "--shell", "/bin/bash", DEPLOY_USER)
         run("usermod", "-p", "*", DEPLOY_USER)  # no password, but not a locked account (sshd refuses those)
         cleanup.callback(sudoers_rule.unlink, missing_ok=True)
@@ -115,15 +110,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _remove_user_unless(name: str, existed_before: bool) -> None:
-    if not existed_before and _user_exists(name):
+    if not existed_before and user_exists(name):
         # Ansible's ControlPersist keeps an SSH session (an sshd child running as the user) alive after the run.
         subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
         subprocess.run(["userdel", "--force", "--remove", name], check=True, capture_output=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True

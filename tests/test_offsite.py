@@ -24,7 +24,8 @@ import yaml
 
 from backup_helpers import final_files, load_tool_module, run_tool, tool_env
 from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
-from offsite_helpers import CRYPT_PASSWORD, SFTP_USER, SftpTarget, sftp_target, user_exists
+from loopback_sshd import user_exists
+from offsite_helpers import CRYPT_PASSWORD, SFTP_USER, SftpTarget, sftp_target
 from webhook_receiver import start_webhook
 from wfops.pgcluster import server_bindir
 
