@@ -167,8 +167,6 @@ def _value_sections(
             groups = cursor.fetchall()
         connection.commit()
         _tally_values(results, groups)
-        for result in results:
-            result.rows = sum(d["rows"] for d in result.detail)
         return results
 
     before_after = ", ".join(f"o.{col} AS b{n}, t.{col} AS a{n}" for n, col in enumerate(cols))
@@ -212,13 +210,12 @@ def _value_sections(
             break
         execute_with_retries(connection, statement("TRUE"), params, options.limits, stats, tally=tally)
     for result in results:
-        result.rows = sum(d["rows"] for d in result.detail)
         result.batches, result.retries, result.max_batch_ms = stats.batches, stats.retries, stats.max_batch_ms
     return results
 
 
 def _tally_values(results: list[SectionResult], groups: list[tuple[Any, ...]]) -> None:
-    """Add (before, after, ..., rows) groups to each section's per-value detail, biggest first."""
+    """Add (before, after, ..., rows) groups to each section's per-value detail, biggest first, and its rows."""
     for n, result in enumerate(results):
         counts = {(d["from"], d["to"]): d["rows"] for d in result.detail}
         for group in groups:
@@ -229,6 +226,7 @@ def _tally_values(results: list[SectionResult], groups: list[tuple[Any, ...]]) -
             {"from": old, "to": new, "rows": rows}
             for (old, new), rows in sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
         ]
+        result.rows = sum(counts.values())
 
 
 def _company_id_section(
@@ -478,15 +476,3 @@ def _run_section(
     if section == "not_null":
         return {section: _not_null_section(connection, options, check_mode)}
     return {section: _client_stats_section(connection, options, check_mode, progress)}
-
-
-def normalize_section(
-    connection: Any,
-    section: str,
-    options: Options,
-    *,
-    check_mode: bool,
-    progress: Callable[[str], None] | None = None,
-) -> SectionResult:
-    """One section: normalize_sections of that section alone."""
-    return normalize_sections(connection, [section], options, check_mode=check_mode, progress=progress)[0]
