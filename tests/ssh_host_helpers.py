@@ -47,8 +47,8 @@ class SshHost:
             "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
             "ansible_python_interpreter": "/usr/bin/python3",
             "ansible_become_method": "ansible.builtin.sudo",
-            "wfops_sandbox_host_dir": str(self.host_dir),
-            "backup_user": BACKUP_USER,
+            "wfops_host_root": str(self.host_dir),
+            "wfops_host_backup_user": BACKUP_USER,
             "backup_group": BACKUP_USER,
             "backup_manage_user": True,
             "backup_become": True,
@@ -57,7 +57,6 @@ class SshHost:
             "migrate_install_dependencies": True,
             "migrate_become": True,
             "release_become": True,
-            "rollback_backup_user": BACKUP_USER,
             "rollback_become": True,
         }
 

@@ -101,7 +101,7 @@ def test_the_tool_and_settings_are_installed_again_only_when_they_differ(box: Sa
 
 
 SCHEDULED = ("-e", "backup_schedule_enabled=true", "-e", "backup_schedule_on_calendar=*-*-* 02:30:00")
-OWNERS = ("-e", "backup_user=nobody", "-e", "backup_group=nogroup")
+OWNERS = ("-e", "wfops_host_backup_user=nobody", "-e", "backup_group=nogroup")
 
 
 def test_scheduled_units_are_valid_for_systemd_and_installed_again_only_when_they_differ(box: SandboxHandle) -> None:

@@ -31,7 +31,7 @@ def _environment_vars(env: str) -> str:
     local = (REPO / "group_vars" / "local" / "vars.yml").read_text()
     return (
         local.replace("wfops_env: local", f"wfops_env: {env}")
-        + f'wfops_sandbox_host_dir: "{{{{ wfops_sandbox_dir }}}}/host-{env}"\n'
+        + f'wfops_host_root: "{{{{ wfops_sandbox_dir }}}}/host-{env}"\n'
         + "vault_wfops_host_address: 127.0.0.1\n"
         + 'vault_wfops_database_url: "{{ wfops_database_url }}"\n'
         + 'vault_wfops_dokploy_api_key: "{{ wfops_dokploy_api_key }}"\n'

@@ -355,8 +355,8 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
     host_vars = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "/usr/bin/python3",
-        "wfops_sandbox_host_dir": str(prefix),
-        "backup_user": recover_user,
+        "wfops_host_root": str(prefix),
+        "wfops_host_backup_user": recover_user,
         "backup_group": recover_user,
         "backup_manage_user": True,
         "backup_become": True,
