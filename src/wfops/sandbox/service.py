@@ -23,6 +23,7 @@ from wfops.pgcluster import PostgresCluster, free_port
 from wfops.project import project_root
 from wfops.sandbox.inspect import LegacyCounts, legacy_counts, migration_state
 from wfops.sandbox.passwords import hash_password
+from wfops.sandbox.services import settings_fingerprint
 
 DATABASE = "weddingflo"
 OPS_ROLE = "postgres"
@@ -142,6 +143,7 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
         cluster = _cluster(base, int(state["port"]))
         if not cluster.running():
             cluster.start()
+        _restart_services_on_changed_settings(base, log)
         start_services(base, log)
         log(f"sandbox already up with {state['guests']} guests; `wfops sandbox down` first to rebuild it")
         return status()
@@ -221,6 +223,18 @@ def start_services(base: Path, log: Any) -> dict[str, Any]:
     raise SandboxError(f"the sandbox's app and Dokploy stand-ins did not start; see {base / 'services.log'}")
 
 
+def _restart_services_on_changed_settings(base: Path, log: Any) -> None:
+    """Stand-ins read their settings once: stop them when a settings file changed since, so they start anew."""
+    running = services(base)
+    if running is None:
+        return
+    started_with = running.get("settings") or {}
+    changed = [name for name, digest in settings_fingerprint(base).items() if started_with.get(name) != digest]
+    if changed:
+        log(f"sandbox: restarting the app and Dokploy stand-ins to pick up the changed {', '.join(changed)}")
+        _stop_services(base)
+
+
 def services(base: Path | None = None) -> dict[str, Any] | None:
     """The running stand-ins (urls, ids, pid), or None."""
     path = (base or sandbox_dir()) / "services.json"
@@ -275,7 +289,14 @@ def status() -> SandboxStatus:
         return SandboxStatus(state="stopped", sandbox_dir=str(base), database_url_file=str(url_file))
     url = url_file.read_text().strip()
     all_migrations = read_migrations(app_dir() / "drizzle")
-    connection = psycopg2.connect(url)
+    try:
+        connection = psycopg2.connect(url)
+    except psycopg2.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise SandboxError(
+            f"the sandbox's cluster runs, but its database cannot be reached with {masked_url(url)} "
+            f"({url_file}): {reason}"
+        ) from None
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute("SHOW server_version")

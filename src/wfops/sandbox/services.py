@@ -6,6 +6,7 @@ sandbox's 0600 files, listens on two free ports, and writes services.json (ports
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -19,6 +20,16 @@ from wfops.sandbox.dokploy_standin import DokployServer, DokployState
 
 APPLICATION_ID = "weddingflo-app-sandbox"
 COMPOSE_ID = "weddingflo-compose-sandbox"
+# The sandbox files the stand-ins read once at start; `wfops sandbox up` restarts them when one changed.
+SETTINGS_FILES = ("app_database_url", "app_secret", "dokploy_api_key")
+
+
+def settings_fingerprint(base: Path) -> dict[str, str]:
+    """A digest of each settings file the stand-ins read (never the contents: they are secrets)."""
+    return {
+        name: hashlib.sha256((base / name).read_bytes()).hexdigest() if (base / name).is_file() else ""
+        for name in SETTINGS_FILES
+    }
 
 
 def main(argv: list[str]) -> int:
@@ -49,6 +60,7 @@ def main(argv: list[str]) -> int:
         "dokploy_url": f"http://127.0.0.1:{api_port}",
         "application_id": APPLICATION_ID,
         "compose_id": COMPOSE_ID,
+        "settings": settings_fingerprint(base),
     }
     temporary = base / ".services.json.tmp"
     temporary.write_text(json.dumps(described))
