@@ -100,6 +100,10 @@ def _module(url: str, migrations_dir: Path, *args: str) -> subprocess.CompletedP
 _module_result = module_result
 
 
+def _releases(box: SandboxHandle) -> Path:
+    return box.directory / "host" / "var" / "lib" / "weddingflo" / "releases"
+
+
 def test_the_sandbox_release_applies_0023_to_0027_and_a_second_run_applies_nothing(box: SandboxHandle) -> None:
     first = box.wfops("run", "migrate", "--env", "local", "-e", "release_ref=r1", "--json")
     assert first.returncode == 0, first.stderr
@@ -123,6 +127,10 @@ def test_the_sandbox_release_applies_0023_to_0027_and_a_second_run_applies_nothi
     again = json.loads(second.stdout)["phases"][0]["result"]
     assert again["applied"] == [] and again["pending"] == []
     assert len(_bookkeeping(box.ops_url)) == 28
+    # The record of the release, kept once it succeeded: the files byte for byte.
+    record = _releases(box) / "r1" / "drizzle"
+    assert report["record"] == str(record)
+    assert (record / "0024_enable_rls.sql").read_bytes() == (MIGRATIONS / "0024_enable_rls.sql").read_bytes()
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(box: SandboxHandle) -> None:
@@ -193,6 +201,7 @@ def test_a_migration_failing_half_way_leaves_the_database_exactly_as_before(box:
         and phases["normalize"]["result"]["reason"] == "not run: migrate failed"
     )
     assert _database_fingerprint(box.ops_url) == before
+    assert not (_releases(box) / "broken").exists(), "no record of a release whose migrations failed"
 
 
 def test_an_edited_applied_migration_is_caught_before_anything_runs(box: SandboxHandle, tmp_path: Path) -> None:
@@ -207,6 +216,11 @@ def test_an_edited_applied_migration_is_caught_before_anything_runs(box: Sandbox
     assert outcome["findings"][0]["kind"] == "edited"
     assert outcome["findings"][0]["file_hash"] != outcome["findings"][0]["applied_hash"]
     assert len(_bookkeeping(box.ops_url)) == 23
+    # Through the role too: refused before anything runs, and no record of the refused release on the host.
+    source = f"migrate_source_dir={edited}"
+    refused = box.wfops("run", "migrate", "--env", "local", "-e", "release_ref=r2", "-e", source)
+    assert refused.returncode == 1
+    assert not (_releases(box) / "r2").exists()
 
 
 def test_an_old_migration_drizzle_would_skip_is_caught_and_can_be_allowed(box: SandboxHandle, tmp_path: Path) -> None:

@@ -52,6 +52,11 @@ POOLER_FLAG = re.compile(r"(?:^|[?&\s])pgbouncer\s*=\s*'?(true|1|yes)\b", re.IGN
 # the last "@": an unencoded "@" or "/" in it is a mistake libpq reports), or a password keyword (URL or key=value).
 _URL_USERINFO = (re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@"), re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(.*)@"))
 _KEYWORD_SECRET = re.compile(r"(?:^|[\s?&])(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+# A URL whose user info holds an unencoded "/", "?" or "#": libpq would read part of the password as the host or
+# path and quote it back in its errors (what follows the colon is not a port, and an "@" comes later).
+_UNENCODED_PASSWORD = re.compile(r"^postgres(?:ql)?://[^/?#@:]*:(?![0-9,]*[/?#])[^/?#@]*[/?#][^@]*@", re.IGNORECASE)
+# What libpq quotes in a parse error may be part of the string; only parameter names are kept.
+_QUOTED = re.compile(r'"([^"]*)"')
 SECRET_KEYWORDS = ("password", "sslpassword")
 CONNECT_DEFAULTS = {"connect_timeout": "10"}
 
@@ -133,10 +138,17 @@ def parse_database_url(database_url: str) -> ConnInfo:
             "the database URL is flagged pgbouncer=true, a transaction pooler: locks, SET and transactions need a "
             "session connection; use Supabase's direct connection on port 5432"
         )
+    if _UNENCODED_PASSWORD.match(text):
+        raise DatabaseError(
+            "the database URL's password holds a '/', '?', '#' or '@' that is not percent-encoded, so libpq would read "
+            "part of it as the host or the database: encode them (/ as %2F, ? as %3F, # as %23, @ as %40)"
+        )
     try:
         params = {str(key): str(value) for key, value in parse_dsn(text).items()}
     except ProgrammingError as exc:
-        reason = mask_secrets(" ".join(str(exc).split()).removeprefix("invalid dsn: "), text)
+        reason = " ".join(str(exc).split()).removeprefix("invalid dsn: ")
+        reason = _QUOTED.sub(lambda m: m.group(0) if re.fullmatch(r"[A-Za-z_]\w*|=", m.group(1)) else '"..."', reason)
+        reason = mask_secrets(reason, text)
         raise DatabaseError(
             f"the database URL is not a connection string libpq can read ({reason}): use "
             "postgresql://user:password@host:5432/dbname?param=value or key=value pairs"
