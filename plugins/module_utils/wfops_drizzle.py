@@ -136,7 +136,9 @@ JOURNAL = "meta/_journal.json"
 def migrations_from_files(files: dict[str, str], origin: str) -> list[Migration]:
     """The migrations of a folder given as {relative path: text} (meta/_journal.json and <tag>.sql)."""
     if JOURNAL not in files:
-        raise MigrationError(f"{origin} has no {JOURNAL}: not a Drizzle migrations folder")
+        raise MigrationError(
+            f"{origin} has no {JOURNAL}: it is not a Drizzle migrations folder (drizzle.config's `out`)"
+        )
 
     def sql_of(tag: str) -> str:
         if f"{tag}.sql" not in files:

@@ -148,7 +148,9 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def failure_report(progress: Progress, failed_tag: str, failed_where: str) -> tuple[str, dict[str, Any]]:
+def failure_report(
+    progress: Progress, failed_tag: str, failed_where: str, lost: bool = False
+) -> tuple[str, dict[str, Any]]:
     """What persisted before the failure and what to do next, in words and as facts."""
     recorded, statements = progress.persisted()
     parts = []
@@ -162,7 +164,10 @@ def failure_report(progress: Progress, failed_tag: str, failed_where: str) -> tu
             f"{'' if certain else 'possibly '}committed: the part of statement {number} of {tag} before its own "
             "COMMIT" + ("" if certain else " (and everything before it, if the error came after that COMMIT: check)")
         )
-    if not parts:
+    if not parts and lost:
+        persisted = "nothing was applied (the open transaction ended with the session)"
+        next_step = "run migrate again once the database is back"
+    elif not parts:
         persisted = "the transaction was rolled back and nothing was applied"
         next_step = "fix it and run migrate again"
     else:
@@ -174,6 +179,8 @@ def failure_report(progress: Progress, failed_tag: str, failed_where: str) -> tu
                 "again: make them safe to repeat (IF NOT EXISTS, IF EXISTS) or undo them by hand, fix "
                 f"{failed_where} of {failed_tag}, then run migrate again"
             )
+        elif lost:
+            next_step = f"run migrate again once the database is back: it continues with {failed_tag}"
         else:
             next_step = f"fix {failed_where} of {failed_tag} and run migrate again: it continues with {failed_tag}"
     facts = {
@@ -237,13 +244,13 @@ def _settle(connection: Any, cursor: Any, progress: Progress, failure: StepFailu
 def _error(failure: StepFailure, progress: Progress, attempt: int, run: Run, lost: bool) -> MigrationError:
     message = " ".join(str(failure.cause).split()) or type(failure.cause).__name__
     where = f"statement {failure.step.statement}" if failure.step.statement else failure.label
-    report, facts = failure_report(progress, failure.step.tag, where)
+    report, facts = failure_report(progress, failure.step.tag, where, lost)
     facts |= {"tag": failure.step.tag, "statement": failure.step.statement, "attempts": attempt}
     facts["applied"] = facts["persisted"]["recorded"]
     if lost:
         return MigrationError(
             f"lost the connection to the database while {failure.step.tag} ran (was the server stopped or "
-            f"restarted?): {message}; what was not committed ended with the session; {report}",
+            f"restarted?): {message}; {report}",
             **facts,
         )
     if failure.sqlstate == LOCK_NOT_AVAILABLE:

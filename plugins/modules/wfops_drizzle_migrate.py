@@ -37,6 +37,10 @@ options:
         on the controller; saves copying the folder to the host in tasks of its own. Kept out of the logged
         invocation (it can be large).
     type: dict
+  migrations_origin:
+    description: Where O(migrations_files) were read, for messages (the role passes its migrate_source_dir).
+    type: str
+    default: the release's migrations
   database_url:
     description:
       - Any libpq connection string of a session/direct connection - a C(postgresql://) URL (unix sockets as
@@ -201,7 +205,7 @@ def release_migrations(params: dict) -> tuple[list, dict[str, str] | None]:
     if files is None:
         return read_migrations(Path(params["migrations_dir"])), None
     files = {str(name): str(text) for name, text in files.items()}
-    return migrations_from_files(files, "the release's migrations"), files
+    return migrations_from_files(files, params["migrations_origin"]), files
 
 
 def keep_record(params: dict, files: dict[str, str] | None) -> None:
@@ -239,6 +243,7 @@ def main() -> None:
         argument_spec={
             "migrations_dir": {"type": "path"},
             "migrations_files": {"type": "dict", "no_log": True},
+            "migrations_origin": {"type": "str", "default": "the release's migrations"},
             "database_url": {"type": "str", "required": True, "no_log": True},
             "migrations_schema": {"type": "str", "default": "drizzle"},
             "migrations_table": {"type": "str", "default": "__drizzle_migrations"},
