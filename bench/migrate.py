@@ -7,7 +7,8 @@ Variants, each a whole process, timed from start to exit:
   the host), without the controller; target <= 1.0x drizzle-orm;
 - role: `ansible-playbook` of a play holding only the migrate role, pointed at the folder and the database (the files
   read on the controller and sent to the module); target <= 1.5x drizzle-orm;
-- ad hoc: `ansible localhost -m wfops_drizzle_migrate` (the module through the ansible CLI; shown, not a target).
+- ad hoc: `ansible localhost -m wfops_drizzle_migrate` (the module through the ansible CLI; shown, not a target);
+- floor: `ansible-playbook` of one ping task, what any role pays before doing anything (shown, not a target).
 
 The folder is generated once per size (drizzle-kit generate per step, ~1-2 s each) and kept in --cache. The
 databases live in a throwaway cluster of the benchmark's own (fsync on, as a server would run); each is reached over
@@ -42,8 +43,13 @@ from drizzle_kit import Step, drizzle_orm_migrate, generate_folder
 
 VENV_BIN = Path(sys.executable).parent
 TARGETS = {"module": 1.0, "role": 1.5}
-VARIANTS = ("drizzle-orm", "module", "role", "ad hoc")
+VARIANTS = ("drizzle-orm", "module", "role", "ad hoc", "floor")
 PLAY = "- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n"
+# What any role pays before its first task: ansible-playbook with one ping task (no database work).
+FLOOR = (
+    "- name: Floor\n  hosts: localhost\n  gather_facts: false\n"
+    "  tasks:\n    - name: Ping\n      ansible.builtin.ping:\n"
+)
 # The module's process as Ansible starts it on a host: python, the module utils, the module file as __main__.
 MODULE_PROCESS = (
     "import runpy, sys; import wfops.drizzle; sys.argv = [sys.argv[1], sys.argv[2]];"
@@ -201,6 +207,12 @@ class Bench:
                 str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(self.work / "play.yml"),
                 "-e", f"@{self.work / 'vars.json'}", "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
             ]  # fmt: skip
+        elif variant == "floor":
+            (self.work / "floor.yml").write_text(FLOOR)
+            argv = [
+                str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(self.work / "floor.yml"),
+                "-e", f"ansible_python_interpreter={VENV_BIN / 'python'}",
+            ]  # fmt: skip
         else:
             argv = [
                 str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-o", "-m", "wfops_drizzle_migrate",
@@ -223,7 +235,7 @@ def measure_runs(bench: Bench, runs: int, expected: int) -> list[Measure]:
             load = round(os.getloadavg()[0], 2)
             try:
                 wall, inner = bench.run(variant, name)
-                applied = bench.applied(name)
+                applied = bench.applied(name) if variant != "floor" else expected
                 if applied != expected:
                     raise RuntimeError(f"{applied} migrations recorded, {expected} expected")
                 measures.append(Measure(variant, run, round(wall, 3), True, load, inner))
@@ -257,6 +269,7 @@ def render(machine: dict[str, object], measures: list[Measure]) -> str:
         "module": "wfops module (its process on the host)",
         "role": "wfops role (`ansible-playbook`, local)",
         "ad hoc": "wfops module ad hoc (`ansible localhost -m`)",
+        "floor": "`ansible-playbook` with one ping task (no migration)",
     }
     lines = [
         "# Migrate: wfops beside drizzle-orm's migrate() (bench/migrate.py)",
@@ -303,6 +316,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="repetitions of every variant (5)")
     default_cache = Path("/tmp/wfops-bench-migrate")  # noqa: S108 - generated SQL only, no secret
     parser.add_argument("--cache", type=Path, default=default_cache, help="where generated folders are kept")
+    parser.add_argument("--folder", type=Path, help="an existing migrations folder instead of a generated one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "MIGRATE.md", help="the report to write")
     return parser.parse_args(argv)
 
@@ -314,7 +328,7 @@ def _version(argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
-    folder = folder_for(args.migrations, args.cache)
+    folder = args.folder.resolve() if args.folder else folder_for(args.migrations, args.cache)
     expected = len(json.loads((folder / "meta" / "_journal.json").read_text())["entries"])
     work = Path(tempfile.mkdtemp(prefix="wfops-bench-migrate-"))
     cluster = PostgresCluster(base_dir=work / "pg", port=free_port())
