@@ -318,6 +318,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cache", type=Path, default=default_cache, help="where generated folders are kept")
     parser.add_argument("--folder", type=Path, help="an existing migrations folder instead of a generated one")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "MIGRATE.md", help="the report to write")
+    parser.add_argument("--report-only", action="store_true", help="re-render --out from its JSON (after the analysis)")
     return parser.parse_args(argv)
 
 
@@ -327,6 +328,10 @@ def _version(argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report_only:
+        raw = json.loads(args.out.with_suffix(".json").read_text())
+        args.out.write_text(render(raw["machine"], [Measure(**m) for m in raw["measures"]]))
+        return 0
     args.cache.mkdir(parents=True, exist_ok=True)
     folder = args.folder.resolve() if args.folder else folder_for(args.migrations, args.cache)
     expected = len(json.loads((folder / "meta" / "_journal.json").read_text())["entries"])

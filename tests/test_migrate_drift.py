@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from conftest import REPO, SandboxHandle, module_result, run_module, start_sandbox, stop_sandbox
 from drizzle_kit import drizzle_kit_migrate
+from migrate_helpers import bookkeeping_rows, schema_dump
 
 MIGRATIONS = REPO / "sandbox-app" / "drizzle"
 
@@ -32,21 +32,6 @@ def _pg_env(url: str) -> dict[str, str]:
     params = psycopg2.extensions.parse_dsn(url)
     names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD", "dbname": "PGDATABASE"}
     return {names[key]: value for key, value in params.items() if key in names}
-
-
-def _bookkeeping(url: str) -> list[tuple]:
-    connection = psycopg2.connect(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id, hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")
-            return cursor.fetchall()
-    finally:
-        connection.close()
-
-
-def _schema(url: str) -> str:
-    dump = subprocess.run(["pg_dump", "--schema-only", url], capture_output=True, text=True, check=True).stdout
-    return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
 
 
 def _migrate_phase(box: SandboxHandle, *extra: str) -> tuple[int, dict]:
@@ -78,13 +63,13 @@ def test_a_skipped_migration_applied_with_migrate_apply_skipped_is_then_accepted
     assert "0019b_hotfix (when" in refused["error"] and "Drizzle would skip it silently" in refused["error"]
     assert "-e migrate_apply_skipped=0019b_hotfix" in refused["error"]
     assert "-e migrate_acknowledge=0019b_hotfix" in refused["error"]
-    assert len(_bookkeeping(box.ops_url)) == 23
+    assert len(bookkeeping_rows(box.ops_url)) == 23
 
     code, applied = _migrate_phase(box, source, "migrate_apply_skipped=0019b_hotfix")
     assert code == 0, applied
     assert [m["tag"][:5] for m in applied["applied"]] == ["0019b", "0023_", "0024_", "0025_", "0026_", "0027_"]
     assert applied["pending"][0]["skipped"] is True and "skipped" not in applied["pending"][1]
-    rows = _bookkeeping(box.ops_url)
+    rows = bookkeeping_rows(box.ops_url)
     assert (
         len(rows) == 29
         and rows[23][2] == json.loads((folder / "meta" / "_journal.json").read_text())["entries"][20]["when"]
@@ -94,11 +79,11 @@ def test_a_skipped_migration_applied_with_migrate_apply_skipped_is_then_accepted
         assert cursor.fetchone()[0] is True
 
     # Real drizzle-kit on the same folder: nothing pending, nothing changed.
-    schema = _schema(box.ops_url)
+    schema = schema_dump(box.ops_url)
     kit = drizzle_kit_migrate(folder, _pg_env(box.ops_url))
     assert kit.returncode == 0, kit.stdout + kit.stderr
     assert "migrations applied successfully" in kit.stdout + kit.stderr
-    assert _bookkeeping(box.ops_url) == rows and _schema(box.ops_url) == schema
+    assert bookkeeping_rows(box.ops_url) == rows and schema_dump(box.ops_url) == schema
 
     # And wfops again, with no override: clean.
     code, again = _migrate_phase(box, source)
@@ -122,7 +107,7 @@ def test_an_acknowledged_finding_is_recorded_with_who_when_and_why_and_every_oth
     assert code == 1 and "recorded with who and why" in no_reason["error"]
     code, typo = _migrate_phase(box, source, "migrate_acknowledge=0005_client", "migrate_acknowledge_reason=x")
     assert code == 1 and "0005_client, which is not a finding here (findings: 0005_clients)" in typo["error"]
-    assert len(_bookkeeping(box.ops_url)) == 23
+    assert len(bookkeeping_rows(box.ops_url)) == 23
 
     reason = "comment-only edit, reviewed"
     code, accepted = _migrate_phase(

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import REPO, VENV_BIN, module_result, run_module
 from drizzle_kit import FOLDERS
-from test_drizzle_differential import failing, tags_of
+from migrate_helpers import bookkeeping_rows, failing, tags_of
 from wfops.drizzle import MigrationError, Settings, migrate, read_migrations
 from wfops.pgcluster import PostgresCluster
 
@@ -35,16 +35,6 @@ def _folder(root: Path, migrations: dict[str, str], start: int = 1_700_000_000_0
         json.dumps({"version": "7", "dialect": "postgresql", "entries": entries})
     )
     return root
-
-
-def _rows(dsn: str) -> list[tuple]:
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id, hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")
-            return cursor.fetchall()
-    finally:
-        connection.close()
 
 
 def _socket_url(cluster: PostgresCluster, dsn: str) -> str:
@@ -70,7 +60,7 @@ def test_the_issue_reproduction_a_comment_only_chunk_applies_through_a_unix_sock
     assert result.returncode == 0, result.stdout + result.stderr
     outcome = module_result(result)
     assert [m["tag"] for m in outcome["applied"]] == ["0000_c"] and outcome["pending"][0]["statements"] == 2
-    assert [r[2] for r in _rows(fresh_database)] == [1700000000000]
+    assert [r[2] for r in bookkeeping_rows(fresh_database)] == [1700000000000]
     connection = psycopg2.connect(fresh_database)
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('t') IS NOT NULL")
@@ -118,17 +108,11 @@ def test_the_plan_flags_migrations_that_are_not_atomic_and_statements_that_will_
     ]
     assert "it fails (as under drizzle-kit migrate)" in plan["0006_unguarded_index"]["notes"][0]
     assert all(p["atomic"] and p["notes"] == [] for tag, p in plan.items() if tag[:4] in ("0000", "0001", "0002"))
-    assert not _bookkeeping_exists(fresh_database), "check mode changed nothing"
-
-
-def _bookkeeping_exists(dsn: str) -> bool:
-    connection = psycopg2.connect(dsn)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL")
-            return bool(cursor.fetchone()[0])
-    finally:
-        connection.close()
+    connection = psycopg2.connect(fresh_database)
+    with connection.cursor() as cursor:  # check mode created nothing, not even Drizzle's bookkeeping table
+        cursor.execute("SELECT to_regclass('drizzle.__drizzle_migrations') IS NULL")
+        assert cursor.fetchone()[0] is True
+    connection.close()
 
 
 def test_the_timeouts_are_the_sessions_and_survive_a_migrations_own_commit(fresh_database: str, tmp_path: Path) -> None:
@@ -166,14 +150,15 @@ def test_per_migration_transactions_keep_the_first_two_when_the_third_fails_and_
     assert f"next: fix statement 2 of {tags[2]} and run migrate again: it continues with {tags[2]}" in failure["msg"]
     assert failure["persisted"]["recorded"] == tags[:2] and failure["persisted"]["statements"] == {}
     by_hash = {m.hash: m.tag for m in read_migrations(KIT)}
-    assert [by_hash[h] for _, h, _ in _rows(fresh_database)] == tags[:2]
+    assert [by_hash[h] for _, h, _ in bookkeeping_rows(fresh_database)] == tags[:2]
 
     fixed = run_module("wfops_drizzle_migrate", {**args, "migrations_dir": str(KIT)})
     assert fixed.returncode == 0, fixed.stdout
     outcome = module_result(fixed)
     assert outcome["transaction"] == "per-migration"
+    assert "the next run continues from the failed one" in outcome["transaction_note"]
     assert [m["tag"] for m in outcome["applied"]] == tags[2:]
-    assert [by_hash[h] for _, h, _ in _rows(fresh_database)] == tags
+    assert [by_hash[h] for _, h, _ in bookkeeping_rows(fresh_database)] == tags
 
 
 def test_the_default_single_transaction_applies_nothing_when_the_third_fails(
@@ -184,7 +169,7 @@ def test_the_default_single_transaction_applies_nothing_when_the_third_fails(
     result = run_module("wfops_drizzle_migrate", {"database_url": fresh_database, "migrations_dir": str(broken)})
     assert result.returncode != 0
     assert "the transaction was rolled back and nothing was applied" in module_result(result)["msg"]
-    assert _rows(fresh_database) == []
+    assert bookkeeping_rows(fresh_database) == []
 
 
 def test_a_lock_timeout_after_a_migrations_commit_is_not_retried_and_names_what_persisted(
@@ -237,7 +222,7 @@ def test_a_run_waits_for_a_migration_holding_its_own_transaction_and_both_never_
     for thread in threads:
         thread.join()
     assert sorted(len(o.applied) for o in outcomes) == [0, 1]  # type: ignore[attr-defined]
-    assert len(_rows(fresh_database)) == 1
+    assert len(bookkeeping_rows(fresh_database)) == 1
 
 
 def test_the_role_needs_neither_apt_nor_root_when_only_a_folder_and_a_database_are_given(
@@ -250,15 +235,27 @@ def test_the_role_needs_neither_apt_nor_root_when_only_a_folder_and_a_database_a
     )
     variables = tmp_path / "vars.json"  # the URL in a file, as a vault would hold it, not on the command line
     variables.write_text(json.dumps({"migrate_database_url": fresh_database, "migrate_source_dir": str(KIT)}))
-    result = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-         "-e", f"@{variables}", "-e", f"ansible_python_interpreter={VENV_BIN}/python",
-         # Any become (or apt, which needs it) would fail: it would run /bin/false to become nobody.
-         "-e", "ansible_become_exe=/bin/false", "-e", "ansible_become_user=nobody"],
-        capture_output=True, text=True, check=False, cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+
+    def play(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+             "-e", f"@{variables}", "-e", f"ansible_python_interpreter={VENV_BIN}/python",
+             # Any become (or apt, which needs it) would fail: it would run /bin/false to become nobody.
+             "-e", "ansible_become_exe=/bin/false", "-e", "ansible_become_user=nobody", *extra],
+            capture_output=True, text=True, check=False, cwd=REPO,
+            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        )  # fmt: skip
+
+    # The plan of a dry run states the trade-off of the transaction mode asked for.
+    dry = play("--check", "-e", "migrate_transaction=per-migration")
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
+    shown = " ".join(dry.stdout.split())  # the callback wraps long messages
+    assert f"would apply {len(tags_of(KIT))}: {tags_of(KIT)[0]}" in shown
+    assert "one transaction per migration: each migration commits with its bookkeeping row" in shown
+    assert bookkeeping_rows(fresh_database) == []
+
+    result = play()
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert f"applied {len(tags_of(KIT))} (one transaction)" in result.stdout
+    assert "changed=1" in result.stdout and "failed=0" in result.stdout
     assert "Install psycopg2" not in result.stdout
-    assert len(_rows(fresh_database)) == len(tags_of(KIT))
+    assert len(bookkeeping_rows(fresh_database)) == len(tags_of(KIT))

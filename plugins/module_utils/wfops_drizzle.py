@@ -262,6 +262,11 @@ def transaction_notes(migration: Migration, transaction: str) -> list[str]:
                     "`COMMIT;--> statement-breakpoint` before it"
                 )
         if number in controls:
+            if controls[number] == "BEGIN" and in_transaction:
+                notes.append(
+                    f"not atomic as written: statement {number} (BEGIN) runs inside the migration transaction, where "
+                    "PostgreSQL only warns and goes on"
+                )
             in_transaction = controls[number] == "BEGIN"
             if controls[number] in ("COMMIT", "ROLLBACK"):
                 verb = "commits" if controls[number] == "COMMIT" else "discards"
@@ -272,6 +277,15 @@ def transaction_notes(migration: Migration, transaction: str) -> list[str]:
     if not in_transaction:
         notes.append("it ends outside a transaction: its bookkeeping row commits on its own")
     return notes
+
+
+TRANSACTION_NOTES = {
+    ONE_TRANSACTION: "one transaction for every pending migration (as Drizzle): a failure applies nothing, unless a "
+    "migration's own COMMIT came first; the locks taken are held until the last migration commits",
+    PER_MIGRATION: "one transaction per migration: each migration commits with its bookkeeping row and releases its "
+    "locks before the next runs; a failure leaves the migrations before it applied and recorded, and the next run "
+    "continues from the failed one",
+}
 
 
 @dataclass
@@ -303,6 +317,7 @@ class Outcome:
     lock_wait_s: float = 0.0
     check_mode: bool = False
     transaction: str = ONE_TRANSACTION
+    transaction_note: str = TRANSACTION_NOTES[ONE_TRANSACTION]
 
     @property
     def changed(self) -> bool:
@@ -389,6 +404,7 @@ def migrate(
             lock_wait_s=lock_wait,
             check_mode=check_mode,
             transaction=settings.transaction,
+            transaction_note=TRANSACTION_NOTES[settings.transaction],
         )
         if decisions.open and not settings.allow_drift:
             raise MigrationError(refusal(decisions.open), findings=outcome.findings)

@@ -171,6 +171,10 @@ transaction:
   description: The transaction mode used (one or per-migration).
   type: str
   returned: always
+transaction_note:
+  description: The trade-off of that mode, in one sentence (shown with the plan).
+  type: str
+  returned: always
 persisted:
   description: On failure, what was committed before it - recorded migrations, committed statements not recorded.
   type: dict
