@@ -259,3 +259,33 @@ def test_the_role_needs_neither_apt_nor_root_when_only_a_folder_and_a_database_a
     assert "changed=1" in result.stdout and "failed=0" in result.stdout
     assert "Install psycopg2" not in result.stdout
     assert len(bookkeeping_rows(fresh_database)) == len(tags_of(KIT))
+
+
+def test_without_psycopg2_on_the_host_the_role_names_the_package_and_installs_nothing_unless_allowed(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    bare = tmp_path / "bare-python"  # a host Python without psycopg2
+    subprocess.run([str(VENV_BIN / "python"), "-m", "venv", "--without-pip", str(bare)], check=True)
+    playbook = tmp_path / "migrate-only.yml"
+    playbook.write_text("- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n")
+    variables = tmp_path / "vars.json"
+    variables.write_text(
+        json.dumps(
+            {
+                "migrate_database_url": fresh_database,
+                "migrate_source_dir": str(KIT),
+                "migrate_install_dependencies": False,
+            }
+        )
+    )
+    result = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", f"@{variables}", "-e", f"ansible_python_interpreter={bare}/bin/python"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert result.returncode == 2, result.stdout[-3000:]
+    shown = " ".join(result.stdout.split())
+    assert "Failed to import the required Python library (psycopg2 (Debian: python3-psycopg2))" in shown
+    assert "Install psycopg2 for the host's Python" not in result.stdout
+    assert bookkeeping_rows(fresh_database) == []
