@@ -289,3 +289,30 @@ def test_without_psycopg2_on_the_host_the_role_names_the_package_and_installs_no
     assert "Failed to import the required Python library (psycopg2 (Debian: python3-psycopg2))" in shown
     assert "Install psycopg2 for the host's Python" not in result.stdout
     assert bookkeeping_rows(fresh_database) == []
+
+
+def test_sql_that_looks_like_jinja_reaches_the_database_through_the_role_untouched(
+    fresh_database: str, tmp_path: Path
+) -> None:
+    body = "Hello {{ guest.name }} {% if plus_one %}and guest{% endif %} {# note #}"
+    folder = _folder(
+        tmp_path / "d",
+        {"0000_templates": f"CREATE TABLE tpl (body text);--> statement-breakpoint\nINSERT INTO tpl VALUES ('{body}')"},
+    )
+    playbook = tmp_path / "migrate-only.yml"
+    playbook.write_text("- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n")
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"migrate_database_url": fresh_database, "migrate_source_dir": str(folder)}))
+    result = subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
+         "-e", f"@{variables}", "-e", f"ansible_python_interpreter={VENV_BIN}/python"],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    connection = psycopg2.connect(fresh_database)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT body FROM tpl")
+        assert cursor.fetchone()[0] == body
+    connection.close()
+    assert [row[1] for row in bookkeeping_rows(fresh_database)] == [read_migrations(folder)[0].hash]
