@@ -225,36 +225,36 @@ def test_a_run_waits_for_a_migration_holding_its_own_transaction_and_both_never_
     assert len(bookkeeping_rows(fresh_database)) == 1
 
 
+def _role_only(tmp_path: Path, variables: dict[str, object], *extra: str) -> subprocess.CompletedProcess[str]:
+    """A play holding nothing but the migrate role, on localhost; the variables (the URL too) from a file, as a vault
+    would hold them, not on the command line."""
+    playbook, values = tmp_path / "migrate-only.yml", tmp_path / "vars.json"
+    playbook.write_text("- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n")
+    values.write_text(json.dumps(variables))
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook), "-e", f"@{values}",
+         "-e", f"ansible_python_interpreter={VENV_BIN}/python", *extra],
+        capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+    )  # fmt: skip
+
+
 def test_the_role_needs_neither_apt_nor_root_when_only_a_folder_and_a_database_are_given(
     fresh_database: str, tmp_path: Path
 ) -> None:
-    playbook = tmp_path / "migrate-only.yml"
-    playbook.write_text(
-        "- name: Migrate a database, nothing else\n  hosts: localhost\n  gather_facts: false\n"
-        "  roles:\n    - role: migrate\n"
-    )
-    variables = tmp_path / "vars.json"  # the URL in a file, as a vault would hold it, not on the command line
-    variables.write_text(json.dumps({"migrate_database_url": fresh_database, "migrate_source_dir": str(KIT)}))
-
-    def play(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-             "-e", f"@{variables}", "-e", f"ansible_python_interpreter={VENV_BIN}/python",
-             # Any become (or apt, which needs it) would fail: it would run /bin/false to become nobody.
-             "-e", "ansible_become_exe=/bin/false", "-e", "ansible_become_user=nobody", *extra],
-            capture_output=True, text=True, check=False, cwd=REPO,
-            env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-        )  # fmt: skip
+    variables = {"migrate_database_url": fresh_database, "migrate_source_dir": str(KIT)}
+    # Any become (or apt, which needs it) would fail: it would run /bin/false to become nobody.
+    no_become = ("-e", "ansible_become_exe=/bin/false", "-e", "ansible_become_user=nobody")
 
     # The plan of a dry run states the trade-off of the transaction mode asked for.
-    dry = play("--check", "-e", "migrate_transaction=per-migration")
+    dry = _role_only(tmp_path, variables, *no_become, "--check", "-e", "migrate_transaction=per-migration")
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-2000:]
     shown = " ".join(dry.stdout.split())  # the callback wraps long messages
     assert f"would apply {len(tags_of(KIT))}: {tags_of(KIT)[0]}" in shown
     assert "one transaction per migration: each migration commits with its bookkeeping row" in shown
     assert bookkeeping_rows(fresh_database) == []
 
-    result = play()
+    result = _role_only(tmp_path, variables, *no_become)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "changed=1" in result.stdout and "failed=0" in result.stdout
     assert "Install psycopg2" not in result.stdout
@@ -266,24 +266,12 @@ def test_without_psycopg2_on_the_host_the_role_names_the_package_and_installs_no
 ) -> None:
     bare = tmp_path / "bare-python"  # a host Python without psycopg2
     subprocess.run([str(VENV_BIN / "python"), "-m", "venv", "--without-pip", str(bare)], check=True)
-    playbook = tmp_path / "migrate-only.yml"
-    playbook.write_text("- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n")
-    variables = tmp_path / "vars.json"
-    variables.write_text(
-        json.dumps(
-            {
-                "migrate_database_url": fresh_database,
-                "migrate_source_dir": str(KIT),
-                "migrate_install_dependencies": False,
-            }
-        )
-    )
-    result = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-         "-e", f"@{variables}", "-e", f"ansible_python_interpreter={bare}/bin/python"],
-        capture_output=True, text=True, check=False, cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    variables = {
+        "migrate_database_url": fresh_database,
+        "migrate_source_dir": str(KIT),
+        "migrate_install_dependencies": False,
+    }
+    result = _role_only(tmp_path, variables, "-e", f"ansible_python_interpreter={bare}/bin/python")
     assert result.returncode == 2, result.stdout[-3000:]
     shown = " ".join(result.stdout.split())
     assert "Failed to import the required Python library (psycopg2 (Debian: python3-psycopg2))" in shown
@@ -299,16 +287,7 @@ def test_sql_that_looks_like_jinja_reaches_the_database_through_the_role_untouch
         tmp_path / "d",
         {"0000_templates": f"CREATE TABLE tpl (body text);--> statement-breakpoint\nINSERT INTO tpl VALUES ('{body}')"},
     )
-    playbook = tmp_path / "migrate-only.yml"
-    playbook.write_text("- name: Migrate\n  hosts: localhost\n  gather_facts: false\n  roles:\n    - role: migrate\n")
-    variables = tmp_path / "vars.json"
-    variables.write_text(json.dumps({"migrate_database_url": fresh_database, "migrate_source_dir": str(folder)}))
-    result = subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local", str(playbook),
-         "-e", f"@{variables}", "-e", f"ansible_python_interpreter={VENV_BIN}/python"],
-        capture_output=True, text=True, check=False, cwd=REPO,
-        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
-    )  # fmt: skip
+    result = _role_only(tmp_path, {"migrate_database_url": fresh_database, "migrate_source_dir": str(folder)})
     assert result.returncode == 0, result.stdout[-3000:]
     connection = psycopg2.connect(fresh_database)
     with connection.cursor() as cursor:
