@@ -219,19 +219,23 @@ def head_of(migrations: list[Migration], applied: list[tuple[int, str, int | Non
     return {"tag": tag, "created_at": head, "applied": len(applied)}
 
 
-def plan_entry(migration: Migration, transaction: str, skipped: bool = False) -> dict[str, Any]:
-    """What the plan shows of a migration: tag, hash, statements, first lines, and whether it is atomic."""
+def plan_entry(migration: Migration, transaction: str, skipped: bool = False, full: bool = True) -> dict[str, Any]:
+    """What the plan shows of a migration: tag, statements, whether it is atomic and why; in full (a dry run's plan)
+    also its hash, first lines and the statements that control or refuse a transaction."""
     entry: dict[str, Any] = {
         "tag": migration.tag,
         "when": migration.when,
-        "hash": migration.hash,
         "statements": len(migration.chunks),
-        "first_lines": migration.first_lines(),
         "atomic": migration.atomic,
-        "transaction_control": [{"statement": n, "command": kind} for n, kind in migration.transaction_control],
-        "outside_transaction": [{"statement": n, "command": what} for n, what, _ in migration.outside_transaction],
         "notes": transaction_notes(migration, transaction),
     }
+    if full:
+        entry |= {
+            "hash": migration.hash,
+            "first_lines": migration.first_lines(),
+            "transaction_control": [{"statement": n, "command": kind} for n, kind in migration.transaction_control],
+            "outside_transaction": [{"statement": n, "command": w} for n, w, _ in migration.outside_transaction],
+        }
     if skipped:
         entry["skipped"] = True  # older than the head: applied now on request (migrate_apply_skipped)
     return entry
@@ -399,7 +403,8 @@ def migrate(
         outcome = Outcome(
             head_before=head_of(migrations, applied_rows),
             head_after=head_of(migrations, applied_rows),
-            pending=[plan_entry(m, settings.transaction, skipped=m.tag in chosen) for m in to_apply],
+            # The whole plan for a dry run; after a run, what ran is in `applied` (hash, ms).
+            pending=[plan_entry(m, settings.transaction, m.tag in chosen, full=check_mode) for m in to_apply],
             findings=as_facts(findings),
             lock_wait_s=lock_wait,
             check_mode=check_mode,

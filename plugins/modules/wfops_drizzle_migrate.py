@@ -149,9 +149,9 @@ head_after:
   returned: always
 pending:
   description:
-    - The migrations that were (or, in check mode, would be) applied, with tag, when, hash, statements, first lines,
-      C(atomic), C(transaction_control), C(outside_transaction), C(notes) (why it is not atomic, what will fail),
-      and C(skipped) for a migration applied on request although older than the head.
+    - The migrations that were (or, in check mode, would be) applied, with tag, when, statements, C(atomic), C(notes)
+      (why it is not atomic, what will fail), and C(skipped) for a migration applied on request although older than
+      the head; in check mode also hash, first lines, C(transaction_control) and C(outside_transaction).
   type: list
   returned: always
   sample: [{tag: 0028_index, statements: 3, atomic: false, notes: ["not atomic: statement 1 (COMMIT) commits ..."]}]
