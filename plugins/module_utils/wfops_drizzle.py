@@ -416,13 +416,18 @@ def migrate(
         if decisions.acknowledge and not check_mode:
             with connection.cursor() as cursor:
                 cursor.execute("BEGIN")
-                record_acknowledgements(
-                    cursor,
-                    bookkeeping.qualified,
-                    decisions.acknowledge,
-                    settings.acknowledged_by,
-                    settings.acknowledge_reason,
-                )
+                try:
+                    record_acknowledgements(
+                        cursor,
+                        bookkeeping.qualified,
+                        decisions.acknowledge,
+                        settings.acknowledged_by,
+                        settings.acknowledge_reason,
+                    )
+                except Exception:
+                    if not connection.closed:
+                        cursor.execute("ROLLBACK")
+                    raise
                 cursor.execute("COMMIT")
             outcome.findings = as_facts(findings)
         outcome.acknowledged = as_facts(decisions.acknowledge)

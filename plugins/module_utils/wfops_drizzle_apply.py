@@ -24,7 +24,7 @@ from ansible.module_utils.wfops_pg import DatabaseError
 
 LOCK_NOT_AVAILABLE = "55P03"
 # libpq's PQtransactionStatus: idle = outside a transaction, so everything sent before is committed.
-IDLE, IN_TRANSACTION, IN_ERROR = 0, 2, 3
+IDLE, IN_TRANSACTION = 0, 2
 ONE_TRANSACTION, PER_MIGRATION = "one", "per-migration"
 TRANSACTION_MODES = (ONE_TRANSACTION, PER_MIGRATION)
 
