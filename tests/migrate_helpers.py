@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import psycopg2
 
-from wfops.drizzle import BREAKPOINT
+from wfops.drizzle import BREAKPOINT, Migration, MigrationError, Settings, migrate
 
 FAILING_STATEMENT = 'INSERT INTO "no_such_table" ("id") VALUES (1);'
 
@@ -57,3 +58,24 @@ def failing(folder: Path, tag: str, after_statement: int, out: Path) -> Path:
     chunks.insert(after_statement, f"\n{FAILING_STATEMENT}\n")
     path.write_text(BREAKPOINT.join(chunks))
     return out
+
+
+def concurrent_runs(dsn: str, migrations: list[Migration], settings: Settings, count: int = 2) -> list[object]:
+    """`count` migrate() runs started together, each on its own connection: their Outcomes or MigrationErrors."""
+    outcomes: list[object] = []
+
+    def run() -> None:
+        connection = psycopg2.connect(dsn)
+        try:
+            outcomes.append(migrate(connection, migrations, settings=settings))
+        except MigrationError as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

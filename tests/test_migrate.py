@@ -15,7 +15,7 @@ import psycopg2
 import pytest
 
 from conftest import REPO, SandboxHandle, module_result, run_module, start_sandbox, stop_sandbox
-from migrate_helpers import bookkeeping_rows, schema_dump
+from migrate_helpers import bookkeeping_rows, concurrent_runs, schema_dump
 from wfops.drizzle import (
     ADVISORY_LOCK_KEY,
     MigrationError,
@@ -232,24 +232,8 @@ def test_an_old_migration_drizzle_would_skip_is_caught_and_can_be_allowed(box: S
 
 
 def test_two_concurrent_runs_never_both_apply(box: SandboxHandle) -> None:
-    migrations = read_migrations(MIGRATIONS)
-    outcomes: list[object] = []
-
-    def run() -> None:
-        connection = psycopg2.connect(box.ops_url)
-        try:
-            outcomes.append(migrate(connection, migrations, settings=Settings(lock_wait_s=60)))
-        except MigrationError as exc:
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    applied = sorted(len(o.applied) for o in outcomes)  # type: ignore[union-attr]
+    outcomes = concurrent_runs(box.ops_url, read_migrations(MIGRATIONS), Settings(lock_wait_s=60))
+    applied = sorted(len(o.applied) for o in outcomes)  # type: ignore[attr-defined]
     assert applied == [0, 5]
     rows = bookkeeping_rows(box.ops_url)
     assert len(rows) == 28 and len({r[1] for r in rows}) == 28

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import psycopg2
@@ -16,7 +15,7 @@ import pytest
 
 from conftest import REPO, VENV_BIN, module_result, run_module
 from drizzle_kit import FOLDERS
-from migrate_helpers import bookkeeping_rows, failing, tags_of
+from migrate_helpers import bookkeeping_rows, concurrent_runs, failing, tags_of
 from wfops.drizzle import MigrationError, Settings, migrate, read_migrations
 from wfops.pgcluster import PostgresCluster
 
@@ -207,20 +206,8 @@ def test_a_run_waits_for_a_migration_holding_its_own_transaction_and_both_never_
     fresh_database: str, tmp_path: Path
 ) -> None:
     folder = _folder(tmp_path / "d", {"0000_slow": "COMMIT;--> statement-breakpoint\nSELECT pg_sleep(1);"})
-    outcomes: list[object] = []
-
-    def run() -> None:
-        connection = psycopg2.connect(fresh_database)
-        try:
-            outcomes.append(migrate(connection, read_migrations(folder), settings=Settings(lock_wait_s=30)))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # The advisory lock is the session's: the migration's own COMMIT does not release it to the second run.
+    outcomes = concurrent_runs(fresh_database, read_migrations(folder), Settings(lock_wait_s=30))
     assert sorted(len(o.applied) for o in outcomes) == [0, 1]  # type: ignore[attr-defined]
     assert len(bookkeeping_rows(fresh_database)) == 1
 
