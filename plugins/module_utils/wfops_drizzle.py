@@ -77,6 +77,11 @@ class Migration:
         """The statements as Drizzle sends them, numbered from 1: every chunk, empty ones included."""
         return self.sql_text.split(BREAKPOINT)
 
+    @property
+    def statements(self) -> list[str]:
+        """The chunks holding anything but whitespace (what a psql script of the migration needs)."""
+        return [chunk for chunk in self.chunks if chunk.strip()]
+
     @cached_property
     def transaction_control(self) -> list[tuple[int, str]]:
         """(statement, BEGIN|COMMIT|ROLLBACK) for each statement that starts or ends a transaction, in order."""
