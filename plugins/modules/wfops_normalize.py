@@ -14,7 +14,7 @@ description:
   - In check mode, counts exactly the rows the same predicates would change, and changes nothing.
   - Refuses when the connecting role is subject to row-level security on the section's tables.
 options:
-  database_url: {description: postgresql:// URL of a session/direct connection., type: str, required: true}
+  database_url: {description: Any libpq URL or conninfo of a session/direct connection., type: str, required: true}
   section:
     description: The section to run (or use O(sections)).
     type: str
