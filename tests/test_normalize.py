@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
@@ -227,6 +228,33 @@ def _code(name: str) -> Any:
     return load(name)
 
 
+@contextlib.contextmanager
+def _normalizing_in_background(box: SandboxHandle, sections: list[str], options: Any) -> Iterator[list]:
+    """normalize_sections on a connection of its own in a thread; on leaving, waits for it and holds its results."""
+    norm = _code("wfops_normalize")
+    results: list = []
+    worker = box.connect()
+    thread = threading.Thread(
+        target=lambda: results.append(norm.normalize_sections(worker, sections, options, check_mode=False))
+    )
+    thread.start()
+    try:
+        yield results
+    finally:
+        thread.join(60)
+        worker.close()
+    assert not thread.is_alive() and results, "the normalisation did not finish"
+
+
+def _wait_for(box: SandboxHandle, sql: str, what: str) -> list[tuple]:
+    """The query's rows once it has any (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while not (rows := _all(box, sql)):
+        assert time.monotonic() < deadline, f"the normalisation never waited for {what}"
+        time.sleep(0.05)
+    return rows
+
+
 def _module(url: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
     return run_module(module, {"database_url": url, **args})
 
@@ -394,25 +422,14 @@ def test_a_row_rewritten_by_the_app_while_the_pass_waits_for_it_is_not_left_behi
     with app.cursor() as cursor:
         cursor.execute("SELECT id FROM guests WHERE rsvp_status = 'yes' LIMIT 1 FOR UPDATE")
         guest = cursor.fetchone()[0]
-    results: list = []
-    worker = box.connect()
-    thread = threading.Thread(
-        target=lambda: results.append(norm.normalize_sections(worker, ["rsvp"], options, check_mode=False))
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not _one(box, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
-            assert time.monotonic() < deadline, "the pass never waited for the app's row lock"
-            time.sleep(0.05)
-        with app.cursor() as cursor:
-            cursor.execute("UPDATE guests SET first_name = 'moved by the app' WHERE id = %s", (guest,))
-        app.commit()
-        thread.join(60)
-    finally:
-        app.close()
-    worker.close()
-    assert not thread.is_alive() and results, "the pass did not finish"
+    with _normalizing_in_background(box, ["rsvp"], options) as results:
+        try:
+            _wait_for(box, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'", "the app's row lock")
+            with app.cursor() as cursor:
+                cursor.execute("UPDATE guests SET first_name = 'moved by the app' WHERE id = %s", (guest,))
+            app.commit()
+        finally:
+            app.close()
     (rsvp,) = results[0]
     assert _one(box, "SELECT rsvp_status || '/' || first_name FROM guests WHERE id = %s", (guest,)) == (
         "confirmed/moved by the app"
@@ -500,43 +517,27 @@ def test_a_not_null_step_waits_for_an_autovacuum_without_holding_up_the_apps_wri
     vacuum = box.connect()
     with vacuum.cursor() as cursor:
         cursor.execute("LOCK TABLE guests IN SHARE UPDATE EXCLUSIVE MODE")
-    results: list = []
-    worker = box.connect()
-    thread = threading.Thread(
-        target=lambda: results.append(norm.normalize_sections(worker, ["not_null"], options, check_mode=False))
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        waiting = None
-        while waiting is None:
-            assert time.monotonic() < deadline, "the NOT NULL step never waited"
-            waiting = (
-                _all(
-                    box,
-                    "SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                    " WHERE NOT l.granted AND l.relation = 'guests'::regclass",
+    with _normalizing_in_background(box, ["not_null"], options) as results:
+        try:
+            waiting = _wait_for(
+                box,
+                "SELECT mode FROM pg_locks WHERE NOT granted AND relation = 'guests'::regclass",
+                "the vacuum's lock",
+            )
+            assert waiting == [("ShareUpdateExclusiveLock",)]
+            app = box.connect()
+            with app.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                cursor.execute(
+                    "UPDATE guests SET first_name = 'written meanwhile'"
+                    " WHERE id = (SELECT id FROM guests ORDER BY id LIMIT 1)"
                 )
-                or None
-            )
-            time.sleep(0.05)
-        assert waiting == [("ShareUpdateExclusiveLock",)]
-        app = box.connect()
-        with app.cursor() as cursor:
-            cursor.execute("SET lock_timeout = '2s'")
-            cursor.execute(
-                "UPDATE guests SET first_name = 'written meanwhile'"
-                " WHERE id = (SELECT id FROM guests ORDER BY id LIMIT 1)"
-            )
-            assert cursor.rowcount == 1
-        app.commit()
-        app.close()
-    finally:
-        vacuum.rollback()
-        vacuum.close()
-    thread.join(60)
-    worker.close()
-    assert not thread.is_alive() and results
+                assert cursor.rowcount == 1
+            app.commit()
+            app.close()
+        finally:
+            vacuum.rollback()
+            vacuum.close()
     assert results[0][0].detail[0]["status"] == "SET NOT NULL"
     assert (
         _one(box, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'guests'::regclass AND attname = 'company_id'")
