@@ -154,7 +154,7 @@ def table(measures: list[Measure]) -> list[str]:
             shown = ", ".join(f"{_m(s)} {v:.0f}" for s, v in migrate.items())
             verdicts.append(f"| writer's worst stall during the migrations, {variant} (ms) | {shown} | measured |")
     out = ["| target | measured | verdict |", "| --- | --- | --- |", *verdicts, "", *lines]
-    return [*out, "", *backup_disk(measures)]
+    return [*out, "", *backup_disk(measures), "", *limits(measures)]
 
 
 def backup_disk(measures: list[Measure]) -> list[str]:
@@ -179,6 +179,48 @@ def backup_disk(measures: list[Measure]) -> list[str]:
             f"| {m.guests:,} | {(m.extra.get('database_bytes') or 0) / 1e6:.0f} | "
             f"{tables / 1e6 if tables else 0:.0f} | {size / 1e6:.0f} | {size / tables if tables else 0:.2f} | "
             f"{estimate / 1e6 if estimate else 0:.0f} |"
+        )
+    return lines
+
+
+LIMIT_SIZES = (1_000_000, 10_000_000)
+
+
+def _fitted(points: dict[int, float], guests: int) -> float | None:
+    line = fit(list(points.items()))
+    return line.at(guests) if line else None
+
+
+def limits(measures: list[Measure]) -> list[str]:
+    """What an SRE plans with, read off the fitted lines at 1M and 10M guests: the release and the database rollback
+    (whole commands), the backup archive, the backup plus the rollback's safety dump, and what the free-disk check
+    asks for (the backup tool's own estimate)."""
+    release = series(measures, PHASES[0])["wfops"]
+    rollback = series(measures, PHASES[3])["wfops"]
+    backups = [m for m in measures if m.scenario == "backup" and m.variant == "wfops" and m.ok]
+    archive = {m.guests: float(m.extra["size_bytes"]) for m in backups if m.extra.get("size_bytes")}
+    estimate = {
+        m.guests: float(m.extra["estimated_size_bytes"]) for m in backups if m.extra.get("estimated_size_bytes")
+    }
+    database = {m.guests: float(m.extra["database_bytes"]) for m in backups if m.extra.get("database_bytes")}
+    if len(release) < 2:
+        return []
+
+    def cell(points: dict[int, float], guests: int, scale: float, unit: str) -> str:
+        value = _fitted(points, guests)
+        return f"{value / scale:.1f} {unit}" if value is not None else NA
+
+    lines = [
+        "| guests | release | database rollback | backup archive | archive + safety dump | free-disk check asks "
+        "(per dump) | database |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for guests in LIMIT_SIZES:
+        both = {g: 2 * v for g, v in archive.items()}
+        lines.append(
+            f"| {_m(guests)} | {cell(release, guests, 60, 'min')} | {cell(rollback, guests, 60, 'min')} | "
+            f"{cell(archive, guests, 1e9, 'GB')} | {cell(both, guests, 1e9, 'GB')} | "
+            f"{cell(estimate, guests, 1e9, 'GB')} | {cell(database, guests, 1e9, 'GB')} |"
         )
     return lines
 
