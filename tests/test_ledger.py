@@ -274,11 +274,11 @@ def test_history_marks_the_release_that_serves_and_names_it_last() -> None:
     host.release("A")
     host.release("B")
     host.rollback()
-    entries = [Entry.from_dict(e) for e in host.entries]
+    entries = [Entry.from_dict({**e, "finished_at": "2026-12-01T09:00:00Z", "who": "sre"}) for e in host.entries]
     text = render_history(entries, host.ledger.serving)
     lines = text.splitlines()
-    marked = [line for line in lines if line.startswith("*  ")]
-    assert len(marked) == 1 and " release " in marked[0] and " A " in marked[0], text
+    marked = [line.split() for line in lines if line.split()[3:4] == ["*"]]
+    assert [(parts[1], parts[2]) for parts in marked] == [("release", "A")], text
     assert any(" rollback " in line and "-> A" in line and "left run-2-B" in line for line in lines), text
     assert lines[-1].startswith("* serving now: A (commit 0000001aaaa, deployment d1, released by run run-1-A)")
 

@@ -93,8 +93,8 @@ def test_a_full_release_from_the_previous_state_passes_every_phase(box: SandboxH
     status = box.wfops("lock", "status", "--env", "local")
     assert status.returncode == 0 and status.stdout.strip() == "not held"
     history = box.wfops("history", "--env", "local").stdout
-    marked = [line for line in history.splitlines() if line.startswith("*  ")]
-    assert len(marked) == 1 and " rel-1 " in marked[0] and "successful" in marked[0], history
+    marked = [line.split() for line in history.splitlines() if line.split()[3:4] == ["*"]]
+    assert [(parts[1], parts[2], parts[5]) for parts in marked] == [("release", "rel-1", "successful")], history
     assert "* serving now: rel-1 (" in history
 
 
@@ -158,6 +158,56 @@ def test_a_release_whose_smoke_fails_rolls_its_code_back_automatically(box: Sand
     assert entry["rollback"]["status"] == "ok"
     assert entry["previous"]["ref"] == "good" and entry["deployed"]["ref"] == "bad"
     assert entry["serving"]["ref"] == "good" and entry["rolled_back_run"] == entry["run_id"]
+
+
+def test_the_printed_rollback_command_works_as_printed_and_a_failed_rollback_names_its_target(
+    box: SandboxHandle,
+) -> None:
+    code, good = _json_run(box, "release", "--env", "local", "--ref", "good", "--from", "backup")
+    assert code == 0, good
+    _app_switch(box, sse=False)
+    try:
+        code, bad = _json_run(
+            box, "release", "--env", "local", "--ref", "bad", "--from", "deploy", "-e", "smoke_sse_timeout=1"
+        )
+    finally:
+        _app_switch(box, sse=True)
+    assert code == 1 and _phases(bad)["smoke"]["status"] == "failed" and _commit(box) == "bad"
+    printed = bad["rollback_command"]
+    assert printed == ["wfops rollback --env local", "ansible-playbook rollback.yml -i inventory/local.yml"]
+    assert "--database" not in " ".join(printed) and "--confirm" not in " ".join(printed), "code only"
+
+    # A code rollback that fails (here: the app never reports the target in the field asked for) is recorded with
+    # the ref it was returning to, and names what it expected and what the app reported.
+    code, failed = _json_run(
+        box,
+        "rollback",
+        "--env",
+        "local",
+        "-e",
+        "rollback_health_commit_field=build.sha",
+        "-e",
+        "rollback_health_timeout=1",
+    )
+    assert code == 1
+    error = _phases(failed)["rollback"]["result"]["error"]
+    assert "build.sha is None, expected good" in error, error
+    entry = _ledger(box)[-1]
+    assert (entry["kind"], entry["status"], entry["failed_phase"], entry["ref"]) == (
+        "rollback",
+        "failed",
+        "rollback",
+        "good",
+    )
+
+    # The printed command, as printed (no terminal, no --confirm needed: the code only).
+    command = printed[0].split()
+    assert command[0] == "wfops"
+    rolled = box.wfops(*command[1:], "--json")
+    assert rolled.returncode == 0, rolled.stdout[-3000:]
+    assert _commit(box) == "good"
+    history = box.wfops("history", "--env", "local").stdout
+    assert "* serving now: good (" in history, history
 
 
 def test_a_database_rollback_restores_the_pre_release_rows_exactly(box: SandboxHandle) -> None:
@@ -347,6 +397,13 @@ def test_backup_latest_restores_the_newest_release_backup_not_a_safety_backup(bo
     assert code == 0, release
     backup = _phases(release)["backup"]["result"]
     manifest = json.loads(Path(backup["manifest"]).read_text())
+    code, dry = _json_run(box, "rollback", "--env", "local", "--database", "--backup", "latest", "--check")
+    assert code == 0, dry
+    summary = _phases(dry)["rollback"]["result"]["summary"]
+    assert summary.startswith("code would go back to previous (dokploy rollback); would restore " + backup["id"]), (
+        summary
+    )
+    assert _phases(dry)["rollback"]["result"]["database"]["safety_backup"] is None
     for attempt, extra in enumerate(((), ("-e", "rollback_code=false"))):
         # Each rollback takes a safety backup first: from the second on, the newest backup is a safety one.
         _insert_verification(box, f"after-backup-{attempt}")

@@ -61,7 +61,7 @@ def _history_serving(box: SandboxHandle) -> str | None:
     if footer is None:
         return None
     serving = footer.removeprefix("* serving now: ").split(" ", 1)[0]
-    marked = [line.split()[3] for line in lines if line.startswith("*  ")]
+    marked = [line.split()[2] for line in lines if line.split()[3:4] == ["*"]]
     # The row of the release whose code serves; none when what serves predates the ledger.
     assert marked == ([] if serving == "previous" else [serving]), history.stdout
     return serving

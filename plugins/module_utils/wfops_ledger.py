@@ -251,10 +251,6 @@ class Ledger:
         for entry in entries:
             self._apply(entry)
 
-    @classmethod
-    def read(cls, path: str | Path) -> Ledger:
-        return cls(read_entries(path))
-
     def _apply(self, entry: Entry) -> None:
         if entry.kind in DEPLOYING_KINDS:
             if self.serving is None and entry.previous is not None:
@@ -264,8 +260,9 @@ class Ledger:
                     self.stack.append(baseline)
             if entry.healthy and entry.deployed is not None:
                 self.stack.append(entry.deployed)
-        elif entry.kind != "rollback" or entry.status != "successful":
+        elif entry.kind != "rollback":
             return
+        # A rollback records serving and the run it left only once its code went back (its smoke may fail after).
         if entry.rolled_back_run:
             self.rolled_back.add(entry.rolled_back_run)
         if entry.serving is not None:

@@ -136,10 +136,10 @@ def render_table(summary: RunSummary) -> str:
 
 def render_history(entries: list[Entry], serving: Serving | None = None) -> str:
     """The host's ledger, newest last: who released or rolled back what, when, with which backup; and what serves now
-    (its release's row is marked `*`)."""
+    (its release's row is marked `*` in the column `now`, and the last line names it)."""
     if not entries:
         return "no releases or rollbacks recorded yet"
-    rows = [("", "finished (UTC)", "kind", "ref", "who", "status", "backup", "deployment", "run", "staged / overrides")]
+    rows = [("finished (UTC)", "kind", "ref", "now", "who", "status", "backup", "deployment", "run", "notes")]
     for entry in entries:
         deployment = entry.serving or entry.deployed
         status = str(entry.status or "") + (f" in {entry.failed_phase}" if entry.failed_phase else "")
@@ -147,10 +147,10 @@ def render_history(entries: list[Entry], serving: Serving | None = None) -> str:
         ref = entry.ref or ("(database only)" if entry.kind == "rollback" else "-")
         rows.append(
             (
-                "*" if serves else "",
                 str(entry.finished_at or ""),
                 str(entry.kind),
                 f"-> {ref}" if entry.kind == "rollback" and entry.ref else str(ref),
+                "*" if serves else "",
                 str(entry.who or ""),
                 status,
                 _backup(entry),
