@@ -73,6 +73,7 @@ import shutil
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wfops_ledger import append_entry
 
 
 def _read(path: Path, stale_after: int) -> dict | None:
@@ -184,17 +185,6 @@ def _thaw(module: AnsibleModule, lock: Path) -> None:
     module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
 
 
-def append_ledger(ledger: Path, entry: dict) -> None:
-    """One JSON line appended in a single write (O_APPEND), flushed to disk."""
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(descriptor, (json.dumps(entry) + "\n").encode())
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -266,7 +256,7 @@ def main() -> None:
         module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
     # released: the run's ledger line first, so a run that held the lock is always on record
     if p["ledger_path"] and not module.check_mode:
-        append_ledger(Path(p["ledger_path"]), p["ledger_entry"])
+        append_entry(p["ledger_path"], p["ledger_entry"])
     if current is None:
         module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
     if not p["force"] and current.get("run_id") != run_id:
