@@ -64,6 +64,10 @@ holder:
   description: The holder's record (kind, run_id, ref, env, who, since, age_s, stale).
   type: dict
   returned: always
+description:
+  description: For state=status, who holds the lock in one phrase (empty when it is free).
+  type: str
+  returned: when state is status
 """
 
 import datetime as dt
@@ -215,7 +219,13 @@ def main() -> None:
     freeze = read_freeze(path)
     run_id = (p["holder"] or {}).get("run_id")
     if p["state"] == "status":
-        module.exit_json(changed=False, held=current is not None, holder=current or {}, freeze=freeze)
+        module.exit_json(
+            changed=False,
+            held=current is not None,
+            holder=current or {},
+            freeze=freeze,
+            description=describe(current) if current else "",
+        )
     if p["state"] == "acquired":
         if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") == "release":
             module.fail_json(
