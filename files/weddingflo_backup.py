@@ -30,10 +30,13 @@ Exit status: 0 done, 1 failed (one sentence on stderr says why), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import ctypes
 import datetime as dt
 import errno
 import fcntl
+import getpass
 import hashlib
 import json
 import os
@@ -207,67 +210,201 @@ def load_settings(env_file: str | None) -> Settings:
 
 # --------------------------------------------------------------------------- the database
 
+# The connection rule of plugins/module_utils/wfops_pg.py, for the host: the string is parsed by libpq itself (here
+# the host's libpq, the one psql, pg_dump and pg_restore load), every parameter reaches them unchanged, a transaction
+# pooler is refused, and no message ever holds the password. tests/test_connection.py holds both to the same answers.
+_POOLER_FLAG = re.compile(r"(?:^|[?&\s])pgbouncer\s*=\s*'?(true|1|yes)\b", re.IGNORECASE)
+_UNENCODED_PASSWORD = re.compile(r"^postgres(?:ql)?://[^/?#@:]*:(?![0-9,]*[/?#])[^/?#@]*[/?#][^@]*@", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]*)"')
+_SERVICE = "weddingflo-backup"
+
+
+class _ConninfoOption(ctypes.Structure):
+    _fields_ = [
+        ("keyword", ctypes.c_char_p),
+        ("envvar", ctypes.c_char_p),
+        ("compiled", ctypes.c_char_p),
+        ("val", ctypes.c_char_p),
+        ("label", ctypes.c_char_p),
+        ("dispchar", ctypes.c_char_p),
+        ("dispsize", ctypes.c_int),
+    ]
+
+
+class Libpq:
+    """The host's libpq, asked how it reads a connection string (PQconninfoParse) and which PG* variable carries
+    each parameter (PQconndefaults), so the tool hands pg_dump exactly what the string says."""
+
+    def __init__(self, pg_bindir: Path | None) -> None:
+        candidates = [str(pg_bindir.parent / "lib" / "libpq.so.5")] if pg_bindir is not None else []
+        candidates.append("libpq.so.5")
+        for candidate in candidates:
+            try:
+                self._lib = ctypes.CDLL(candidate)
+                break
+            except OSError:
+                continue
+        else:
+            raise BackupError("libpq is not installed on this host: install postgresql-client (or set PG_BINDIR)")
+        self._lib.PQconninfoParse.restype = ctypes.POINTER(_ConninfoOption)
+        self._lib.PQconninfoParse.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_char_p)]
+        self._lib.PQconndefaults.restype = ctypes.POINTER(_ConninfoOption)
+        self._lib.PQconninfoFree.argtypes = [ctypes.POINTER(_ConninfoOption)]
+        self._lib.PQfreemem.argtypes = [ctypes.c_void_p]
+        self.version_number = int(self._lib.PQlibVersion())
+        self.envvars = {keyword: envvar for keyword, envvar, _ in self._options(self._lib.PQconndefaults())}
+
+    @property
+    def version(self) -> str:
+        return f"{self.version_number // 10000}.{self.version_number % 10000}"
+
+    def _options(self, options: Any) -> list[tuple[str, str | None, str | None]]:
+        found = []
+        index = 0
+        while options[index].keyword:
+            option = options[index]
+            found.append(
+                (
+                    option.keyword.decode(),
+                    option.envvar.decode() if option.envvar else None,
+                    option.val.decode() if option.val is not None else None,
+                )
+            )
+            index += 1
+        self._lib.PQconninfoFree(options)
+        return found
+
+    def parse(self, text: str) -> dict[str, str]:
+        error = ctypes.c_char_p()
+        options = self._lib.PQconninfoParse(text.encode(), ctypes.byref(error))
+        if not options:
+            message = (error.value or b"out of memory").decode(errors="replace")
+            if error.value is not None:
+                self._lib.PQfreemem(error)
+            # What libpq quotes may be part of the string (the password too): only parameter names are kept.
+            reason = _QUOTED.sub(
+                lambda m: m.group(0) if re.fullmatch(r"[A-Za-z_]\w*|=", m.group(1)) else '"..."',
+                " ".join(message.split()),
+            )
+            raise BackupError(
+                f"the database URL is not a connection string the host's libpq {self.version} can read ({reason}): "
+                "use postgresql://user:password@host:5432/dbname?param=value with parameters libpq "
+                f"{self.version} knows"
+            )
+        return {keyword: value for keyword, _, value in self._options(options) if value is not None}
+
+
+_LIBPQ: dict[Path | None, Libpq] = {}
+
+
+def host_libpq(pg_bindir: Path | None) -> Libpq:
+    if pg_bindir not in _LIBPQ:
+        _LIBPQ[pg_bindir] = Libpq(pg_bindir)
+    return _LIBPQ[pg_bindir]
+
 
 @dataclass(frozen=True)
 class Database:
-    """Where DATABASE_URL points; the password never leaves libpq_env()."""
+    """Where a connection string points, as the host's libpq reads it; the password never leaves libpq_env() and
+    the private service file."""
 
-    host: str
-    port: int
-    user: str
-    dbname: str
-    password: str | None
-    options: tuple[tuple[str, str], ...]
+    params: tuple[tuple[str, str], ...]
+    envvars: tuple[tuple[str, str], ...] = field(repr=False)
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("postgres", "postgresql"):
-            raise BackupError("DATABASE_URL must start with postgresql:// (it does not look like a PostgreSQL URL)")
+    def from_url(cls, url: str, pg_bindir: Path | None = None, what: str = "DATABASE_URL") -> Database:
+        text = url.strip()
+        if _POOLER_FLAG.search(text):
+            raise BackupError(
+                f"{what} is flagged pgbouncer=true, a transaction pooler: pg_dump and its snapshot need a session "
+                "connection; use Supabase's direct connection on port 5432"
+            )
+        if _UNENCODED_PASSWORD.match(text):
+            raise BackupError(
+                f"{what}'s password holds a '/', '?', '#' or '@' that is not percent-encoded, so libpq would read "
+                "part of it as the host or the database: encode them (/ as %2F, ? as %3F, # as %23, @ as %40)"
+            )
+        libpq = host_libpq(pg_bindir)
         try:
-            port = parsed.port or 5432
-        except ValueError as exc:
-            raise BackupError("DATABASE_URL has a port that is not a number") from exc
-        if not parsed.hostname or not parsed.username:
-            raise BackupError("DATABASE_URL must name a host and a user (postgresql://user:password@host:5432/db)")
-        options = tuple(urllib.parse.parse_qsl(parsed.query))
-        return cls(
-            host=parsed.hostname,
-            port=port,
-            user=urllib.parse.unquote(parsed.username),
-            dbname=urllib.parse.unquote(parsed.path.lstrip("/")) or "postgres",
-            password=urllib.parse.unquote(parsed.password) if parsed.password is not None else None,
-            options=options,
-        )
+            params = libpq.parse(text)
+        except BackupError as exc:
+            raise BackupError(str(exc).replace("the database URL", what, 1)) from None
+        return cls(tuple(sorted(params.items())), tuple(sorted((k, v) for k, v in libpq.envvars.items() if v)))
+
+    def get(self, keyword: str) -> str:
+        return dict(self.params).get(keyword, "")
+
+    @property
+    def host(self) -> str:
+        return (self.get("host") or self.get("hostaddr") or os.environ.get("PGHOST", "")).split(",")[0] or "localhost"
+
+    @property
+    def port(self) -> str:
+        return (self.get("port") or os.environ.get("PGPORT", "")).split(",")[0].strip() or "5432"
+
+    @property
+    def user(self) -> str:
+        return self.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+
+    @property
+    def dbname(self) -> str:
+        return self.get("dbname") or self.user
 
     def refuse_pooler(self) -> None:
         """pg_dump's snapshot and session state need a direct/session connection, not a pooler."""
-        flags = {key.lower(): value.lower() for key, value in self.options}
-        if self.port == POOLER_PORT or flags.get("pgbouncer") == "true":
+        if str(POOLER_PORT) in [port.strip() for port in self.get("port").split(",")]:
             raise BackupError(
                 f"DATABASE_URL points at a transaction pooler ({self.host}:{self.port}): pg_dump and its "
                 "snapshot need a session connection; use Supabase's direct connection on port 5432"
             )
 
     def libpq_env(self, dbname: str | None = None) -> dict[str, str]:
-        env = {
-            "PGHOST": self.host,
-            "PGPORT": str(self.port),
-            "PGUSER": self.user,
-            "PGDATABASE": dbname or self.dbname,
-            "PGAPPNAME": TOOL,
-            "PGCONNECT_TIMEOUT": "10",
-        }
-        if self.password is not None:
-            env["PGPASSWORD"] = self.password
-        mapping = {"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT", "options": "PGOPTIONS"}
-        for key, value in self.options:
-            if key in mapping:
-                env[mapping[key]] = value
+        """Every parameter of the string as the PG* variable libpq reads it; the few without one (sslpassword,
+        keepalives, ...) in a 0600 service file of this process's own."""
+        envvars = dict(self.envvars)
+        env = {"PGAPPNAME": TOOL, "PGCONNECT_TIMEOUT": "10"}
+        rest: dict[str, str] = {}
+        for keyword, value in self.params:
+            if keyword in envvars:
+                env[envvars[keyword]] = value
+            else:
+                rest[keyword] = value
+        if dbname:
+            env["PGDATABASE"] = dbname
+        if rest:
+            if "PGSERVICE" in env:
+                raise BackupError(
+                    f"DATABASE_URL names the service {env['PGSERVICE']} and also {', '.join(sorted(rest))}, which "
+                    "libpq reads from no variable: put them in that service's entry instead"
+                )
+            env["PGSERVICEFILE"] = str(_service_file(rest))
+            env["PGSERVICE"] = _SERVICE
         return env
 
+    @property
+    def secrets(self) -> list[str]:
+        return [value for keyword, value in self.params if keyword in ("password", "sslpassword") and value]
+
     def describe(self) -> dict[str, Any]:
-        return {"host": self.host, "port": self.port, "name": self.dbname, "user": self.user}
+        port = int(self.port) if self.port.isdigit() else self.port
+        return {"host": self.host, "port": port, "name": self.dbname, "user": self.user}
+
+
+_SERVICE_FILES: dict[tuple[tuple[str, str], ...], Path] = {}
+
+
+def _service_file(params: dict[str, str]) -> Path:
+    """A private service file (0600, in a 0700 directory removed at exit) holding parameters no variable carries."""
+    key = tuple(sorted(params.items()))
+    if key not in _SERVICE_FILES:
+        directory = Path(tempfile.mkdtemp(prefix=f"{TOOL}-libpq-"))
+        atexit.register(shutil.rmtree, directory, True)
+        path = directory / "pg_service.conf"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"[{_SERVICE}]\n" + "".join(f"{k}={v}\n" for k, v in key))
+        _SERVICE_FILES[key] = path
+    return _SERVICE_FILES[key]
 
 
 def _tool_path(settings: Settings, name: str) -> str:
@@ -340,6 +477,8 @@ def connect(settings: Settings, database: Database, dbname: str | None = None) -
     except BackupError as exc:
         session.close()
         reason = str(exc).removeprefix("the database session ended: ")
+        for secret in sorted(database.secrets, key=len, reverse=True):
+            reason = reason.replace(secret, "***")
         raise BackupError(
             f"cannot reach the database {database.dbname} at {database.host}:{database.port} as {database.user}: "
             f"{reason}"
@@ -789,7 +928,7 @@ def _pg_dump_version(settings: Settings) -> str:
 
 
 def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bool) -> dict[str, Any]:
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, settings.pg_bindir)
     database.refuse_pooler()
     if not dry_run:
         ensure_backup_dir(settings.backup_dir)
@@ -811,8 +950,15 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
         estimated = _estimate(settings, table_bytes)
         free = _check_free_space(settings, estimated, table_bytes)
         if dry_run:
+            tls = session.query(
+                "SELECT ssl, coalesce(version, ''), coalesce(cipher, '') FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            )
             return {
                 "dry_run": True,
+                "libpq": host_libpq(settings.pg_bindir).version,
+                "pg_dump_version": _pg_dump_version(settings),
+                "tls": {"ssl": tls[0][0] == "t", "version": tls[0][1], "cipher": tls[0][2]},
+                "sslmode": database.get("sslmode") or "prefer",
                 "backup_dir": str(settings.backup_dir),
                 "free_bytes": free,
                 "table_bytes": table_bytes,
@@ -951,8 +1097,8 @@ def verify(settings: Settings, backup: Backup, restore_drill: bool) -> dict[str,
 def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, Any]:
     """Restore into a new scratch database, count every table, drop it again."""
     target_url = settings.drill_database_url or settings.database_url
-    database = Database.from_url(target_url)
-    production = Database.from_url(settings.database_url)
+    database = Database.from_url(target_url, settings.pg_bindir)
+    production = Database.from_url(settings.database_url, settings.pg_bindir)
     scratch = f"wf_drill_{backup.backup_id.replace('-', '_')[7:]}_{secrets.token_hex(3)}"
     started = time.monotonic()
     progress(f"restore drill: {backup.backup_id} into scratch database {scratch}")
@@ -1147,7 +1293,7 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
         raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, settings.pg_bindir)
     database.refuse_pooler()
     started = time.monotonic()
     progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
@@ -1166,7 +1312,7 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
 
 def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
     """The live database against the backup's manifest: Drizzle's migration head and every table's row count."""
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, settings.pg_bindir)
     session = connect(settings, database)
     try:
         session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -1194,7 +1340,7 @@ def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
 
 def changes_since(settings: Settings, since: str, sample: int) -> dict[str, Any]:
     """Per table, the rows created or updated after `since` (what a restore of an older backup would lose)."""
-    database = Database.from_url(settings.database_url)
+    database = Database.from_url(settings.database_url, settings.pg_bindir)
     session = connect(settings, database)
     quoted_since = "'" + since.replace("'", "''") + "'::timestamptz"
     try:
@@ -1679,7 +1825,7 @@ _LOOPBACK = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 def same_database(one: Database, other: Database) -> bool:
-    def where(database: Database) -> tuple[str, int, str]:
+    def where(database: Database) -> tuple[str, str, str]:
         host = database.host.lower()
         return ("loopback" if host in _LOOPBACK else host, database.port, database.dbname)
 
@@ -1694,8 +1840,8 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
             "BACKUP_DRILL_DATABASE_URL is not set: the drill restores into a scratch database of its own "
             "(backup_drill_database_url), never the production database"
         )
-    scratch_db = Database.from_url(settings.drill_database_url)
-    production = Database.from_url(settings.database_url)
+    scratch_db = Database.from_url(settings.drill_database_url, settings.pg_bindir, "BACKUP_DRILL_DATABASE_URL")
+    production = Database.from_url(settings.database_url, settings.pg_bindir)
     if same_database(scratch_db, production):
         raise BackupError(
             f"BACKUP_DRILL_DATABASE_URL names the production database ({production.host}:{production.port}/"

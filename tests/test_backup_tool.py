@@ -380,8 +380,9 @@ def test_a_transaction_pooler_url_is_refused_before_anything_is_written(backup_d
 
 
 def test_a_malformed_url_and_a_missing_url_say_what_to_fix(backup_dir: Path) -> None:
-    bad = run_tool(tool_env("mysql://root@localhost/db", backup_dir), "create")
-    assert bad.returncode == 1 and "must start with postgresql://" in bad.stderr
+    bad = run_tool(tool_env("mysql://root:mysql-pw@localhost/db", backup_dir), "create")
+    assert bad.returncode == 1 and "is not a connection string the host's libpq" in bad.stderr
+    assert "use postgresql://user:password@host:5432/dbname" in bad.stderr and "mysql-pw" not in bad.stderr
     env = tool_env("x", backup_dir)
     del env["DATABASE_URL"]
     missing = run_tool(env, "create")

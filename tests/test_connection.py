@@ -158,5 +158,93 @@ def test_every_module_connects_through_the_one_rule() -> None:
     for module in sorted((REPO / "plugins" / "modules").glob("*.py")):
         text = module.read_text()
         if '"database_url"' in text:
-            assert re.search(r"from ansible\.module_utils\.wfops_pg import \(?[^)]*\bconnect\b", text), module.name
-            assert re.search(r"\bconnect\(\s*(p|params|module\.params)\[\"database_url\"\]", text), module.name
+            if re.search(r"from ansible\.module_utils\.wfops_pg import \(?[^)]*\bconnect\b", text):
+                assert re.search(r"\bconnect\(\s*(p|params|module\.params)\[\"database_url\"\]", text), module.name
+                continue
+            # Or through a module_util of its own, which connects with wfops_pg.connect.
+            helper = REPO / "plugins" / "module_utils" / f"{module.stem}.py"
+            helped = helper.read_text() if helper.exists() else ""
+            assert re.search(r"from ansible\.module_utils\.wfops_pg import \(?[^)]*\bconnect\b", helped), module.name
+            assert re.search(r"\bconnect\(database_url, ", helped), module.name
+
+
+# The backup tool runs on the host with nothing but python3 and the host's libpq: it reads a string with that libpq
+# (PQconninfoParse) and must come to the same answer as the modules.
+TOOL_AGREES = [
+    f"postgresql://ops:{ENCODED}@db.example.test:5432/weddingflo?sslmode=verify-full&sslrootcert=/etc/ca.crt"
+    "&sslcrl=/etc/revoked.crl&sslcert=/etc/c.crt&sslkey=/etc/c.key&channel_binding=require"
+    "&ssl_min_protocol_version=TLSv1.3&target_session_attrs=read-write&keepalives_idle=30"
+    "&options=-c%20statement_timeout%3D5min&application_name=ops&connect_timeout=4",
+    f"host=db.example.test port=5432 user=ops password='{PASSWORD}' dbname=weddingflo sslmode=require",
+    "postgresql:///weddingflo?host=/run/postgresql&port=5433&service=prod",
+]
+TOOL_REFUSES = [
+    (f"postgresql://postgres.abc:{ENCODED}@aws-0-eu-central-1.pooler.supabase.com:6543/postgres", "pooler"),
+    (f"postgresql://postgres:{ENCODED}@db.example.test:5432/postgres?pgbouncer=true", "pooler"),
+    (f"host=db,pooler port=5432,6543 user=postgres password='{PASSWORD}'", "pooler"),
+    (f"postgresql://ops:{PASSWORD}@db.example.test:5432/weddingflo", "percent-encoded"),
+    (f"postgresql://ops:{ENCODED}@db/weddingflo?schema=public", '"schema"'),
+    (f"mysql://root:{PASSWORD}@db.example.test/weddingflo", "missing"),
+]
+
+
+@pytest.mark.parametrize("url", TOOL_AGREES)
+def test_the_backup_tool_reads_every_parameter_as_the_modules_do(url: str) -> None:
+    from backup_helpers import load_tool_module
+
+    tool = load_tool_module()
+    assert dict(tool.Database.from_url(url).params) == pg.parse_database_url(url).params
+
+
+@pytest.mark.parametrize(("url", "says"), TOOL_REFUSES)
+def test_the_backup_tool_refuses_what_the_modules_refuse_without_the_password(url: str, says: str) -> None:
+    from backup_helpers import load_tool_module
+
+    tool = load_tool_module()
+    with pytest.raises(pg.DatabaseError) as module_refusal:
+        pg.parse_database_url(url)
+    with pytest.raises(tool.BackupError) as tool_refusal:
+        database = tool.Database.from_url(url)
+        database.refuse_pooler()
+    for message in (str(module_refusal.value), str(tool_refusal.value)):
+        assert says in message and message.count("\n") == 0, message
+        _assert_no_password(message)
+
+
+def test_every_parameter_reaches_psql_and_pg_dump_through_the_environment_or_a_private_service_file(
+    pg_cluster: PostgresCluster, login: tuple[str, str]
+) -> None:
+    """What libpq has no variable for (keepalives_idle here) goes into a 0600 service file; the password never
+    into an argument."""
+    import os
+    import subprocess
+
+    from backup_helpers import load_tool_module
+
+    role, dbname = login
+    query = "?options=-c%20statement_timeout%3D4321&application_name=backup-by-alice&keepalives_idle=31"
+    database = load_tool_module().Database.from_url(_url(role, pg_cluster.port, dbname, query=query))
+    env = database.libpq_env()
+    assert env["PGPASSWORD"] == PASSWORD and env["PGOPTIONS"] == "-c statement_timeout=4321"
+    service_file = Path(env["PGSERVICEFILE"])
+    assert service_file.stat().st_mode & 0o777 == 0o600 and service_file.parent.stat().st_mode & 0o777 == 0o700
+    assert service_file.read_text() == "[weddingflo-backup]\nkeepalives_idle=31\n"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    shown = subprocess.run(
+        [
+            "psql",
+            "-X",
+            "-A",
+            "-t",
+            "-c",
+            "SELECT current_user, current_setting('statement_timeout'), current_setting('application_name')",
+            "-c",
+            "\\conninfo",
+        ],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=True,
+    ).stdout.splitlines()
+    assert shown[0] == f"{role}|4321ms|backup-by-alice"
+    assert f'database "{dbname}" as user "{role}"' in shown[1]

@@ -136,9 +136,7 @@ def _issue(
     return key, builder.sign(ca_key, hashes.SHA256())
 
 
-def _crl(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, now: dt.datetime, revoked: list[int]
-) -> bytes:
+def _crl(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, now: dt.datetime, revoked: list[int]) -> bytes:
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
@@ -206,9 +204,7 @@ def enable_tls(sandbox_dir: Path, pki: Pki, *, require_client_cert: bool = False
         )
     client = " clientcert=verify-ca" if require_client_cert else ""
     (data / "pg_hba.conf").write_text(
-        "# TLS only: no plain host lines\n"
-        "local all all trust\n"
-        f"hostssl all all 127.0.0.1/32 scram-sha-256{client}\n"
+        f"# TLS only: no plain host lines\nlocal all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256{client}\n"
     )
     cluster.stop()
     cluster.start()
