@@ -20,6 +20,12 @@ options:
   service_id: {description: The Dokploy service id., type: str, default: ""}
   health_url: {description: The app's health URL; empty = not checked., type: str, default: ""}
   fail_on_problem: {description: Fail the task when a finding is not ok., type: bool, default: false}
+  connection_string_only:
+    description:
+      - Only read the connection string by the one rule (libpq's parser, poolers refused), without connecting; the
+        task fails with the one sentence when it is refused. Roles call this before they write the URL anywhere.
+    type: bool
+    default: false
 author: wfops
 """
 
@@ -48,7 +54,7 @@ import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.wfops_doctor import Finding, database_findings, http_finding
-from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, psycopg2_missing
+from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, parse_database_url, psycopg2_missing
 
 
 def _dokploy(params: dict) -> Finding:
@@ -69,6 +75,7 @@ def main() -> None:
             "service_id": {"type": "str", "default": ""},
             "health_url": {"type": "str", "default": ""},
             "fail_on_problem": {"type": "bool", "default": False},
+            "connection_string_only": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -76,6 +83,12 @@ def main() -> None:
     if missing:
         module.fail_json(msg=missing_required_lib(PSYCOPG2_HINT), exception=missing)
     params = module.params
+    if params["connection_string_only"]:
+        try:
+            info = parse_database_url(params["database_url"])
+        except DatabaseError as exc:
+            module.fail_json(msg=str(exc))
+        module.exit_json(changed=False, ok=True, findings=[], database=info.describe())
     findings = database_findings(params["database_url"])
     if params["dokploy_url"]:
         findings.append(_dokploy(params))

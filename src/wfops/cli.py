@@ -16,6 +16,7 @@ from wfops.ledger import Entry, Serving, entries_from
 from wfops.orchestration import AdminError, RunRequest, SecretInExtraVarsError, execute, new_run_id, run_admin
 from wfops.pgcluster import PostgresUnavailableError
 from wfops.phases import (
+    DOCTOR,
     PHASES,
     RELEASE_ORDER,
     RELEASE_PLAYBOOK,
@@ -293,6 +294,33 @@ def _monitor(args: argparse.Namespace) -> int:
         time.sleep(every)
 
 
+class _QuietPhases(ProgressPrinter):
+    """The doctor borrows the backup role's dry run: no phase lines, which would read as a backup being taken."""
+
+    def phase_started(self, phase: str, runbook_number: int) -> None:
+        return None
+
+    def phase_finished(self, phase: str, status: str) -> None:
+        return None
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    """Each finding as `ok|fail <check>: <sentence>`; exit 1 when one failed (or the run stopped before reporting)."""
+    inventory_path(args.env)
+    request = RunRequest(args.env, "doctor", [DOCTOR], _parse_extravars(args.extra_vars))
+    summary = execute(request, _QuietPhases(show_tasks=False))
+    if args.json:
+        return _finish(summary, True)
+    result = summary.phases[0].result if summary.phases else {}
+    findings = result.get("findings") or []
+    for finding in findings:
+        print(f"{'ok' if finding.get('ok') else 'fail'} {finding.get('check')}: {finding.get('detail')}")
+    if not findings:
+        print(f"fail doctor: {result.get('error') or 'the run stopped before any check reported'}")
+    print(f"details: runs/{summary.run_id}/summary.json", file=sys.stderr)
+    return EXIT_OK if summary.status == "successful" else EXIT_PHASE_FAILED
+
+
 def _holder_process_gone(holder: dict[str, Any]) -> bool:
     """A lock taken from this machine by a wfops process that no longer runs."""
     pid = str(holder.get("controller_pid") or "")
@@ -428,6 +456,14 @@ def build_parser() -> argparse.ArgumentParser:
     monitor.add_argument("-e", "--extra-var", dest="extra_vars", action="append", default=[], metavar="KEY=VALUE")
     monitor.add_argument("--json", action="store_true")
     monitor.set_defaults(handler=_monitor)
+
+    doctor = commands.add_parser(
+        "doctor", help="check the database (every client), Dokploy and the app as the phases reach them; read-only"
+    )
+    doctor.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    doctor.add_argument("-e", "--extra-var", dest="extra_vars", action="append", default=[], metavar="KEY=VALUE")
+    doctor.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    doctor.set_defaults(handler=_doctor)
 
     report = commands.add_parser("report", help="the summary of an earlier run")
     report.add_argument("run_id", metavar="RUN_ID")

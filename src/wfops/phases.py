@@ -101,6 +101,16 @@ PHASES: tuple[Phase, ...] = (
     ),
 )
 
+# `wfops doctor`: a playbook and role of its own reporting like a phase, but no runbook phase (not in PHASES, not
+# accepted by `wfops run`).
+DOCTOR = Phase(
+    "doctor",
+    0,
+    "playbooks/doctor.yml",
+    "The database as every client reaches it, Dokploy and the app, read-only",
+    auxiliary=True,
+)
+
 RELEASE_PLAYBOOK = "playbooks/release.yml"
 # Must match wfops_release_order in group_vars/all.yml.
 RELEASE_ORDER: tuple[str, ...] = ("preflight", "backup", "migrate", "normalize", "deploy", "smoke")
@@ -108,7 +118,7 @@ RELEASE_ORDER: tuple[str, ...] = ("preflight", "backup", "migrate", "normalize",
 _BY_NAME = {phase.name: phase for phase in PHASES}
 # A role maps to the runbook phase it implements (backup, not the drill that reuses it).
 _BY_ROLE: dict[str, Phase] = {}
-for _phase in PHASES:
+for _phase in (*PHASES, DOCTOR):
     _BY_ROLE.setdefault(_phase.role, _phase)
 
 
