@@ -36,6 +36,32 @@ def _cookie_from(headers: dict[str, str]) -> str | None:
     return None
 
 
+def health_check(base_url: str, path: str) -> Check:
+    """Before the flows: the app's health answer, and when it is not healthy, why (a database or TLS failure named
+    as such, from the answer's database/error fields, the way the app reports it)."""
+    url = f"{base_url.rstrip('/')}{path}"
+
+    def result(passed: bool, evidence: str) -> Check:
+        return Check("0 health", "the app is healthy and reaches its database", "pass" if passed else "fail", evidence)
+
+    try:
+        answer = request("GET", url, timeout=10)
+    except HttpError as exc:
+        return result(False, f"the app cannot be reached: {exc}")
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    if answer.status == 200:
+        return result(True, f"GET {path} -> 200")
+    database = body.get("database")
+    if database not in (None, "ok", "unchecked"):
+        reason = body.get("error") or body.get("reason") or f"database {database}"
+        return result(False, f"the app cannot reach its database: {reason} (GET {path} -> {answer.status})")
+    return result(False, f"GET {path} -> {answer.status}: {answer.text.strip()[:160]}")
+
+
 def auth_flow(
     base_url: str, email: str, password: str, origin: str, protected_path: str
 ) -> tuple[list[Check], str | None]:

@@ -36,6 +36,12 @@ options:
     type: str
     default: ""
   protected_path: {description: A page that needs a session., type: str, default: /dashboard}
+  health_path:
+    description:
+      - The app's health path, asked before the HTTP flows; when it is not healthy they are skipped and the check
+        says why (a database or TLS failure as the app reports it). Empty = not asked.
+    type: str
+    default: /api/health
   sse_path: {description: The chatbot's SSE endpoint., type: str, default: /api/chatbot/stream}
   sse_timeout: {description: Seconds for the first event., type: float, default: 5}
   database_url: {description: Any libpq URL or conninfo; its role may SET ROLE to tenant_role., type: str, default: ""}
@@ -68,9 +74,11 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.wfops_invariants import evaluate_all
 from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, psycopg2_missing
 from ansible.module_utils.wfops_smoke import (
+    Check,
     TenantProbe,
     as_dicts,
     auth_flow,
+    health_check,
     invariant_checks,
     isolation_flow,
     sse_flow,
@@ -89,6 +97,7 @@ def main() -> None:
             "password": {"type": "str", "default": "", "no_log": True},
             "origin": {"type": "str", "default": ""},
             "protected_path": {"type": "str", "default": "/dashboard"},
+            "health_path": {"type": "str", "default": "/api/health"},
             "sse_path": {"type": "str", "default": "/api/chatbot/stream"},
             "sse_timeout": {"type": "float", "default": 5},
             "database_url": {"type": "str", "default": "", "no_log": True},
@@ -102,12 +111,22 @@ def main() -> None:
     p = module.params
     checks = []
     cookie = None
-    if "auth" in p["flows"]:
+    http_flows = {"auth", "sse"} & set(p["flows"])
+    if http_flows and p["health_path"]:
+        health = health_check(p["base_url"], p["health_path"])
+        checks.append(health)
+        if health.status == "fail":
+            # Every HTTP flow would fail for the same reason, named less clearly: skip them, say why.
+            names = {"auth": "1 authentication", "sse": "8 real-time sync"}
+            for flow in sorted(http_flows):
+                checks.append(Check(names[flow], "not run", "skip", "the app is not healthy (see 0 health)"))
+            http_flows = set()
+    if "auth" in http_flows:
         found, cookie = auth_flow(
             p["base_url"], p["email"], p["password"], p["origin"] or p["base_url"], p["protected_path"]
         )
         checks += found
-    if "sse" in p["flows"]:
+    if "sse" in http_flows:
         checks += sse_flow(p["base_url"], p["sse_path"], cookie, p["sse_timeout"])
     if {"invariants", "isolation"} & set(p["flows"]):
         missing = psycopg2_missing()

@@ -25,6 +25,7 @@ from typing import Any
 
 import psycopg2
 
+from wfops.plugin_code import load
 from wfops.sandbox.loopback import LoopbackServer
 from wfops.sandbox.passwords import verify_password
 
@@ -129,6 +130,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _db(self) -> Any:
         return psycopg2.connect(self.state.database_url, connect_timeout=5)
 
+    def _database_error(self, exc: psycopg2.Error) -> str:
+        """libpq's reason in one line, without the password (as a real app's logs and health answer give it)."""
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        try:
+            return load("wfops_pg").parse_database_url(self.state.database_url).mask(reason)
+        except load("wfops_pg").DatabaseError:  # an unreadable URL: say only that
+            return "the database URL cannot be read"
+
+    def _database_unavailable(self, exc: psycopg2.Error) -> None:
+        # What a Next.js route does when its query throws: a 503 with the reason, logged; never a dropped connection.
+        reason = self._database_error(exc)
+        self._log_line(f"ERROR [db] {reason}")
+        self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"message": "database unavailable", "error": reason})
+
     def _session_token(self) -> str | None:
         for part in (self.headers.get("Cookie") or "").split(";"):
             name, _, value = part.strip().partition("=")
@@ -172,6 +187,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ----------------------------------------------------------------- routes
     def do_GET(self) -> None:
+        try:
+            self._get()
+        except psycopg2.Error as exc:
+            self._database_unavailable(exc)
+
+    def do_POST(self) -> None:
+        try:
+            self._post()
+        except psycopg2.Error as exc:
+            self._database_unavailable(exc)
+
+    def _get(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         if path == "/api/health":
             self._health()
@@ -199,7 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(HTTPStatus.NOT_FOUND, {"message": "Not found"})
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         path = urllib.parse.urlsplit(self.path).path
         if path == "/__standin/app":
             body = self._body()
@@ -231,17 +258,20 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             healthy, field_path = self.state.healthy, self.state.version_field
             version = self.state.version.formatted(self.state.version_format)
-        database = "unchecked"
+        database, error = "unchecked", ""
         if healthy:
             try:
                 with self._db() as connection, connection.cursor() as cursor:
                     cursor.execute("SELECT 1")
                 connection.close()
                 database = "ok"
-            except psycopg2.Error:
-                database = "unreachable"
+            except psycopg2.Error as exc:
+                database, error = "unreachable", self._database_error(exc)
+                self._log_line(f"ERROR [health] database unreachable: {error}")
         ok = healthy and database == "ok"
         body: dict[str, Any] = {"status": "ok" if ok else "error", "database": database}
+        if error:
+            body["error"] = error
         _put(body, field_path, version)
         self._json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
