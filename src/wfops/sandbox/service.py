@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -285,6 +286,10 @@ def _stop_services(base: Path) -> None:
     pid = int(described["pid"])
     os.kill(pid, signal.SIGTERM)
     for _ in range(100):
+        # Started by this very process (a test's in-process `up`): reap it, or it lingers as a zombie that
+        # kill(pid, 0) still finds, and the restarted stand-ins would never start.
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
