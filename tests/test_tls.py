@@ -145,6 +145,10 @@ def test_a_revoked_server_certificate_fails_every_phase_and_the_backup_tool_nami
             error = json.dumps(_phases(result)[phase]["result"])
             assert result.returncode == 1 and any(reason in error for reason in REVOKED), (phase, error[-1500:])
         smoke = box.wfops("run", "smoke", "--env", "local", "--json")
+        error = json.dumps(_phases(smoke)["smoke"]["result"])
+        assert smoke.returncode == 1 and any(reason in error for reason in REVOKED), error[-1500:]
+        # The app's side alone: its health answer names the database failure, and the smoke says so.
+        smoke = box.wfops("run", "smoke", "--env", "local", "--json", "-e", 'smoke_flows=["auth", "sse"]')
         checks = _phases(smoke)["smoke"]["result"]["checks"]
         health = next(check for check in checks if check["flow"] == "0 health")
         assert smoke.returncode == 1 and health["status"] == "fail"
