@@ -27,6 +27,7 @@ import pytest
 from conftest import REPO, VENV_BIN, SandboxHandle, run_wfops, start_sandbox, stop_sandbox
 from loopback_sshd import run, start_sshd
 from wfops.pgcluster import free_port
+from wfops.worker import process_alive
 
 
 @dataclass
@@ -90,14 +91,6 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = 300) 
         time.sleep(0.2)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _command_lines() -> list[str]:
     lines = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -159,16 +152,17 @@ def test_a_release_on_an_ssh_worker_survives_the_controller_and_attach_ends_it(
     os.killpg(controller.pid, signal.SIGKILL)
     controller.wait(timeout=30)
     worker_pid = int((job / "pid").read_text())
-    assert _alive(worker_pid), "the node's worker went on without the controller"
+    assert process_alive(worker_pid), "the node's worker went on without the controller"
     summary_file = REPO / "runs" / run_id / "summary.json"
     assert not summary_file.exists()
 
     attached = run_wfops("attach", run_id, "--worker", node.url, "--json", env=env)
     assert attached.returncode == 0, attached.stderr[-3000:]
     summary = json.loads(attached.stdout)
+    assert summary["status"] == "successful", attached.stdout
     assert "attached on ssh://" in attached.stderr and "▶ migrate" in attached.stderr
     direct_out, _ = direct.communicate(timeout=900)
-    assert direct.returncode == 0
+    assert direct.returncode == 0, direct_out
     direct_summary = json.loads(direct_out)
     assert _shape(summary) == _shape(direct_summary)
     assert summary["status"] == "successful" and summary["run_id"] == run_id and summary["release_ref"] == "streamed"
@@ -181,7 +175,7 @@ def test_a_release_on_an_ssh_worker_survives_the_controller_and_attach_ends_it(
     direct_artifacts = REPO / "runs" / direct_summary["run_id"] / "artifacts" / "release"
     assert {p.name for p in artifacts.iterdir()} == {p.name for p in direct_artifacts.iterdir()}
     assert (artifacts / "rc").read_text().strip() == "0"
-    assert not _alive(worker_pid)
+    assert not process_alive(worker_pid)
 
     # No secret in what the node kept, what came back, or what was on the wire.
     kept = [path for path in job.rglob("*") if path.is_file()]

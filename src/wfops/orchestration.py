@@ -235,7 +235,7 @@ def attach(worker: WorkerTarget, run_id: str, progress: ProgressPrinter) -> RunS
     A run of several playbooks (wfops run a b) is followed in its latest one: the controller that went away ran
     the sequence, so the playbooks after it never started."""
     job = describe_job(worker, run_id)
-    request = RunRequest.from_record(job, worker)
+    request = RunRequest.from_record(job["request"], worker)
     run_dir = runs_dir(project_root()) / run_id
     progress.run_started(run_id, request.env, f"{request.command} (attached on {worker.url})")
     outcome = follow_playbook(worker, run_id, job["ident"], run_dir, EventCollector(progress))
@@ -246,7 +246,7 @@ def attach(worker: WorkerTarget, run_id: str, progress: ProgressPrinter) -> RunS
         followed = next(p for p in request.phases if job["ident"].endswith(f"-{p.name}"))
         error = _guard_error(outcome)
         results.append(phase_result(followed, outcome, error))
-    return _write_summary(request, run_id, run_dir, job["started_at"], results, error, outcome)
+    return _write_summary(request, run_id, run_dir, job["request"]["started_at"], results, error, outcome)
 
 
 class AdminError(RuntimeError):

@@ -119,14 +119,20 @@ def serve(job: Path) -> None:
     print(f"worker ended: {status} (rc {rc})", file=sys.stderr)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether the process runs; an exited one that nobody reaped yet (a zombie: the detached worker's parent is gone,
+    and a container's init may never reap it) has ended too."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
 
 
 class _GrowingFile:
@@ -138,7 +144,7 @@ class _GrowingFile:
 
     def _wait(self) -> bool:
         """False when the writer is gone (after one last look)."""
-        if _alive(self._pid):
+        if process_alive(self._pid):
             time.sleep(_POLL_S)
             return True
         return False
