@@ -12,7 +12,7 @@ GUESTS ?= 3000
 # The tests wait on subprocesses and servers far more than on the CPU: three workers fit two cores.
 PYTEST_WORKERS ?= 3
 
-.PHONY: help setup demo test lint pytest molecule bench sandbox-up sandbox-down sandbox-status clean
+.PHONY: help setup demo test lint pytest molecule bench ee-context ee sandbox-up sandbox-down sandbox-status clean
 
 help: ## list every target
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,15 @@ molecule: setup ## every molecule scenario (one per role), delegated driver on l
 BENCH_SIZES ?= 250000,1000000,3000000,10000000
 bench: setup ## the cost curve at production sizes (by hand, not in make test): bench/RESULTS.md, bench/curve.png
 	$(BIN)/python -m bench --sizes $(BENCH_SIZES) --runs 1 --scenarios release,rollback,normalize,backup,migrate
+
+# The execution environment AWX runs wfops in (docs/awx.md). The image needs podman or docker (EE_RUNTIME).
+EE_RUNTIME ?= podman
+EE_TAG ?= weddingflo/wfops-ee:1.0.0
+ee-context: setup ## the execution environment's build context (dist/ee/context), with the collection built here
+	@bash scripts/ee-context.sh dist/ee
+
+ee: ee-context ## build the execution environment image from dist/ee/context (needs podman or docker)
+	$(EE_RUNTIME) build -f dist/ee/context/Containerfile -t $(EE_TAG) dist/ee/context
 
 sandbox-up: setup ## start the local sandbox (GUESTS=N)
 	$(BIN)/wfops sandbox up --guests $(GUESTS)

@@ -26,10 +26,11 @@ def user_exists(name: str) -> bool:
 
 
 def start_sshd(
-    root: Path, port: int, authorized: Path, user: str, extra: Sequence[str] = ()
+    root: Path, port: int, authorized: Path, user: str, extra: Sequence[str] = (), permit_root_login: str = "no"
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """sshd -D on 127.0.0.1:port for `user` only, key auth from authorized/<user>, a fresh host key in root;
-    `extra` lines are appended to its config. Returns the process once it listens, and its log."""
+    `extra` lines are appended to its config (sshd takes a keyword's first value: they cannot override the ones
+    here, hence `permit_root_login`). Returns the process once it listens, and its log."""
     host_key = root / "ssh_host_ed25519_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
     config = root / "sshd_config"
@@ -41,7 +42,7 @@ def start_sshd(
         f"AuthorizedKeysFile {authorized}/%u",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
-        "PermitRootLogin no",
+        f"PermitRootLogin {permit_root_login}",
         f"AllowUsers {user}",
         "UsePAM no",
         "StrictModes no",

@@ -13,7 +13,15 @@ from dataclasses import asdict
 from typing import Any
 
 from wfops.ledger import Entry, Serving, entries_from
-from wfops.orchestration import AdminError, RunRequest, SecretInExtraVarsError, execute, new_run_id, run_admin
+from wfops.orchestration import (
+    AdminError,
+    RunRequest,
+    SecretInExtraVarsError,
+    attach,
+    execute,
+    new_run_id,
+    run_admin,
+)
 from wfops.pgcluster import PostgresUnavailableError
 from wfops.phases import (
     DOCTOR,
@@ -30,6 +38,7 @@ from wfops.project import ENVIRONMENTS, UnknownEnvironmentError, inventory_path,
 from wfops.promotion import STAGED_BEFORE, staging_extravars
 from wfops.results import RunSummary, render_backups, render_history, render_table
 from wfops.sandbox import service as sandbox
+from wfops.streaming import WorkerTarget, WorkerUnreachableError
 
 EXIT_OK = 0
 EXIT_PHASE_FAILED = 1
@@ -83,6 +92,13 @@ def _finish(summary: RunSummary, as_json: bool) -> int:
     return EXIT_OK if summary.status == "successful" else EXIT_PHASE_FAILED
 
 
+def _worker(args: argparse.Namespace) -> WorkerTarget | None:
+    try:
+        return WorkerTarget.parse(args.worker) if args.worker else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     inventory_path(args.env)
     request = RunRequest(
@@ -91,6 +107,7 @@ def _run(args: argparse.Namespace) -> int:
         phases=[get_phase(name) for name in args.phases],
         extravars=_parse_extravars(args.extra_vars),
         check_mode=args.check,
+        worker=_worker(args),
     )
     return _finish(execute(request, ProgressPrinter()), args.json)
 
@@ -120,6 +137,7 @@ def _release(args: argparse.Namespace) -> int:
         release_ref=args.ref,
         resumed_past=skipped,
         playbook=RELEASE_PLAYBOOK,
+        worker=_worker(args),
     )
     return _finish(execute(request, ProgressPrinter()), args.json)
 
@@ -173,7 +191,9 @@ def _rollback(args: argparse.Namespace) -> int:
         args.confirm = answer
     if args.confirm:
         extravars["rollback_confirm"] = args.confirm
-    request = RunRequest(args.env, "rollback", phases, extravars, args.check, playbook="playbooks/rollback.yml")
+    request = RunRequest(
+        args.env, "rollback", phases, extravars, args.check, playbook="playbooks/rollback.yml", worker=_worker(args)
+    )
     return _finish(execute(request, ProgressPrinter()), args.json)
 
 
@@ -335,6 +355,13 @@ def _holder_process_gone(holder: dict[str, Any]) -> bool:
     return False
 
 
+def _attach(args: argparse.Namespace) -> int:
+    worker = _worker(args)
+    if worker is None:
+        raise UsageError("wfops attach needs the --worker the run was started on")
+    return _finish(attach(worker, args.run_id, ProgressPrinter()), args.json)
+
+
 def _report(args: argparse.Namespace) -> int:
     path = runs_dir() / args.run_id / "summary.json"
     if not path.is_file():
@@ -388,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--check", action="store_true", help="dry run: report what would change")
         sub.add_argument("--json", action="store_true", help="print summary.json on stdout (progress stays on stderr)")
+        worker_option(sub)
+
+    def worker_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--worker",
+            metavar="ssh://USER@HOST[:PORT][/CHECKOUT]|local",
+            help="run on an execution node through ansible-runner's streaming worker (it goes on if wfops stops)",
+        )
 
     run = commands.add_parser("run", help="run one or more phases, in the order given")
     run.add_argument("phases", nargs="+", metavar="PHASE", help="phase names (see `wfops phases`)")
@@ -465,6 +500,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--json", action="store_true", help="print summary.json on stdout")
     doctor.set_defaults(handler=_doctor)
 
+    attached = commands.add_parser("attach", help="follow a run started with --worker to its end (after wfops stopped)")
+    attached.add_argument("run_id", metavar="RUN_ID")
+    worker_option(attached)
+    attached.add_argument("--json", action="store_true", help="print summary.json on stdout")
+    attached.set_defaults(handler=_attach)
+
     report = commands.add_parser("report", help="the summary of an earlier run")
     report.add_argument("run_id", metavar="RUN_ID")
     report.add_argument("--json", action="store_true")
@@ -498,7 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AdminError as exc:
         print(f"wfops: {exc}", file=sys.stderr)
         return EXIT_PHASE_FAILED
-    except (PostgresUnavailableError, sandbox.SandboxError) as exc:
+    except (PostgresUnavailableError, sandbox.SandboxError, WorkerUnreachableError) as exc:
         print(f"wfops: {exc}", file=sys.stderr)
         return EXIT_ENVIRONMENT
 

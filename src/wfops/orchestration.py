@@ -13,7 +13,9 @@ from wfops.phases import Phase, get_phase, phase_for_role
 from wfops.progress import ProgressPrinter
 from wfops.project import inventory_path, project_root, runs_dir
 from wfops.results import PhaseResult, RunSummary, summary_status
-from wfops.runner import PlaybookOutcome, run_playbook
+from wfops.runner import EventCollector, PlaybookOutcome, follow_playbook, run_playbook
+from wfops.streaming import WorkerTarget
+from wfops.streaming import describe as describe_job
 
 _SECRET_LOOKING = re.compile(r"(password|passwd|secret|token|api_key|apikey|database_url|dsn)", re.I)
 
@@ -42,6 +44,34 @@ class RunRequest:
     resumed_past: list[Phase] = field(default_factory=list)
     # One playbook that runs all the phases (release.yml, rollback.yml); None = each phase's own playbook.
     playbook: str | None = None
+    # Run the playbooks through ansible-runner's streaming interface with their worker there (None: run them here).
+    worker: WorkerTarget | None = None
+
+    def to_record(self, started_at: str) -> dict[str, Any]:
+        """What travels with a streamed job, so that `wfops attach` can rebuild this run's summary anywhere."""
+        return {
+            "env": self.env,
+            "command": self.command,
+            "phases": [phase.name for phase in self.phases],
+            "check_mode": self.check_mode,
+            "release_ref": self.release_ref,
+            "resumed_past": [phase.name for phase in self.resumed_past],
+            "playbook": self.playbook,
+            "started_at": started_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], worker: WorkerTarget) -> RunRequest:
+        return cls(
+            env=record["env"],
+            command=record["command"],
+            phases=[get_phase(name) for name in record["phases"]],
+            check_mode=bool(record["check_mode"]),
+            release_ref=record.get("release_ref"),
+            resumed_past=[get_phase(name) for name in record.get("resumed_past") or []],
+            playbook=record.get("playbook"),
+            worker=worker,
+        )
 
 
 def new_run_id() -> str:
@@ -111,12 +141,10 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
     if request.release_ref:
         extravars["release_ref"] = request.release_ref
 
-    results = [
-        PhaseResult(p.name, "skipped", 0.0, {"reason": "not re-run: the release resumed after it"})
-        for p in request.resumed_past
-    ]
+    results = _resumed_past(request)
     error: str | None = None
     outcome: PlaybookOutcome | None = None
+    record = request.to_record(started)
     if request.playbook is not None:
         # One playbook running several phases (release.yml, rollback.yml).
         outcome = run_playbook(
@@ -128,14 +156,10 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
             check_mode=request.check_mode,
             progress=progress,
             ident=Path(request.playbook).stem,
+            worker=request.worker,
+            request=record,
         )
-        error = _guard_error(outcome)
-        for phase in request.phases:
-            results.append(phase_result(phase, outcome, _first_failure(results) or error))
-        rollback = get_phase("rollback")
-        if rollback not in request.phases and rollback.stats_key in outcome.stats_data:
-            # The release rolled its code back by itself (release_auto_rollback).
-            results.append(phase_result(rollback, outcome, None))
+        error = _playbook_results(request, outcome, results)
     else:
         for index, phase in enumerate(request.phases, start=1):
             earlier = _first_failure(results) or error
@@ -151,10 +175,42 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
                 check_mode=request.check_mode,
                 progress=progress,
                 ident=f"{index:02d}-{phase.name}",
+                worker=request.worker,
+                request=record,
             )
             error = error or _guard_error(outcome)
             results.append(phase_result(phase, outcome, error))
+    return _write_summary(request, run_id, run_dir, started, results, error, outcome)
 
+
+def _resumed_past(request: RunRequest) -> list[PhaseResult]:
+    return [
+        PhaseResult(p.name, "skipped", 0.0, {"reason": "not re-run: the release resumed after it"})
+        for p in request.resumed_past
+    ]
+
+
+def _playbook_results(request: RunRequest, outcome: PlaybookOutcome, results: list[PhaseResult]) -> str | None:
+    """Append the results of the phases one playbook ran (release.yml, rollback.yml); returns the guard's error."""
+    error = _guard_error(outcome)
+    for phase in request.phases:
+        results.append(phase_result(phase, outcome, _first_failure(results) or error))
+    rollback = get_phase("rollback")
+    if rollback not in request.phases and rollback.stats_key in outcome.stats_data:
+        # The release rolled its code back by itself (release_auto_rollback).
+        results.append(phase_result(rollback, outcome, None))
+    return error
+
+
+def _write_summary(
+    request: RunRequest,
+    run_id: str,
+    run_dir: Path,
+    started: str,
+    results: list[PhaseResult],
+    error: str | None,
+    outcome: PlaybookOutcome | None,
+) -> RunSummary:
     release_report = (outcome.stats_data.get("wfops_release") or {}) if outcome else {}
     summary = RunSummary(
         run_id=run_id,
@@ -172,6 +228,25 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
     summary.write_json(run_dir / "summary.json")
     summary.write_junit(run_dir / "junit.xml")
     return summary
+
+
+def attach(worker: WorkerTarget, run_id: str, progress: ProgressPrinter) -> RunSummary:
+    """Re-attach to a streamed run on its node: replay its events, follow the rest, write its summary here.
+    A run of several playbooks (wfops run a b) is followed in its latest one: the controller that went away ran
+    the sequence, so the playbooks after it never started."""
+    job = describe_job(worker, run_id)
+    request = RunRequest.from_record(job["request"], worker)
+    run_dir = runs_dir(project_root()) / run_id
+    progress.run_started(run_id, request.env, f"{request.command} (attached on {worker.url})")
+    outcome = follow_playbook(worker, run_id, job["ident"], run_dir, EventCollector(progress))
+    results = _resumed_past(request)
+    if request.playbook is not None:
+        error = _playbook_results(request, outcome, results)
+    else:
+        followed = next(p for p in request.phases if job["ident"].endswith(f"-{p.name}"))
+        error = _guard_error(outcome)
+        results.append(phase_result(followed, outcome, error))
+    return _write_summary(request, run_id, run_dir, job["request"]["started_at"], results, error, outcome)
 
 
 class AdminError(RuntimeError):

@@ -9,11 +9,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
 
+from wfops import streaming
 from wfops.phases import phase_for_role
 from wfops.progress import ProgressPrinter
 
@@ -70,6 +72,12 @@ def _failure_message(event_data: dict[str, Any]) -> str:
     return f"{task}: {message}" if task else str(message)
 
 
+def _event_time(event: dict[str, Any]) -> float:
+    """When the event happened (its `created`): a re-attached run replays its events long after they happened."""
+    created = event.get("created")
+    return datetime.fromisoformat(created).timestamp() if isinstance(created, str) else time.time()
+
+
 class EventCollector:
     """ansible-runner's event_handler: follows roles, failures and set_stats as events arrive."""
 
@@ -108,7 +116,7 @@ class EventCollector:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         role = data.get("role") or ""
-        now = time.monotonic()
+        now = _event_time(event)
         if kind == "playbook_on_task_start":
             if role:
                 self._enter_role(role)
@@ -145,25 +153,66 @@ def run_playbook(
     check_mode: bool,
     progress: ProgressPrinter,
     ident: str,
+    worker: streaming.WorkerTarget | None = None,
+    request: dict[str, Any] | None = None,
 ) -> PlaybookOutcome:
-    """Run one playbook through ansible_runner.run with an AWX-style private data dir."""
+    """Run one playbook through ansible_runner.run with an AWX-style private data dir, or through the streaming
+    interface with its worker on `worker` (`request` travels with it, for `wfops attach`)."""
     private_data_dir.mkdir(parents=True, exist_ok=True)
     # The venv's ansible-playbook must be found even when wfops runs without an activated venv.
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     collector = EventCollector(progress)
+    if worker is not None:
+        stream = streaming.transmit(
+            playbook=str(playbook.relative_to(project_dir)),
+            inventory=str(inventory.relative_to(project_dir)),
+            request=request or {},
+            extravars=extravars,
+            envvars=_envvars(project_dir),
+            cmdline=_cmdline(check_mode),
+            ident=ident,
+        )
+        run_id = str(extravars["run_id"])
+        streaming.start(worker, run_id, ident, stream)
+        return follow_playbook(worker, run_id, ident, private_data_dir, collector)
     with environment_without_secrets():
         runner = _run(private_data_dir, project_dir, playbook, inventory, extravars, check_mode, ident, collector)
+    return _outcome(collector, str(runner.status), runner.rc, private_data_dir / "artifacts" / ident)
+
+
+def follow_playbook(
+    worker: streaming.WorkerTarget, run_id: str, ident: str, private_data_dir: Path, collector: EventCollector
+) -> PlaybookOutcome:
+    """Follow a streamed playbook on its node from its first event (a first run, or wfops attach) to its end."""
+    streamed = streaming.follow_and_process(worker, run_id, ident, private_data_dir, collector)
+    return _outcome(collector, streamed.status, streamed.rc, private_data_dir / "artifacts" / ident)
+
+
+def _outcome(collector: EventCollector, status: str, rc: int | None, artifact_dir: Path) -> PlaybookOutcome:
     collector.finish_current_role()
     return PlaybookOutcome(
-        runner_status=str(runner.status),
-        rc=int(runner.rc if runner.rc is not None else 1),
+        runner_status=status,
+        rc=int(rc if rc is not None else 1),
         stats_data=collector.stats_data,
         failures=collector.outcome_failures,
         role_timings=collector.role_timings,
-        artifact_dir=private_data_dir / "artifacts" / ident,
+        artifact_dir=artifact_dir,
     )
+
+
+def _envvars(project_dir: Path) -> dict[str, str]:
+    # WFOPS_CONTROLLER_PID lets a later run tell a lock left by a killed wfops from one still in use.
+    return {
+        "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
+        "ANSIBLE_FORCE_COLOR": "0",
+        "WFOPS_CONTROLLER_PID": str(os.getpid()),
+    }
+
+
+def _cmdline(check_mode: bool) -> str | None:
+    return "--check --diff" if check_mode else None
 
 
 def _run(
@@ -182,13 +231,8 @@ def _run(
         playbook=str(playbook),
         inventory=str(inventory),
         extravars=extravars,
-        # WFOPS_CONTROLLER_PID lets a later run tell a lock left by a killed wfops from one still in use.
-        envvars={
-            "ANSIBLE_CONFIG": str(project_dir / "ansible.cfg"),
-            "ANSIBLE_FORCE_COLOR": "0",
-            "WFOPS_CONTROLLER_PID": str(os.getpid()),
-        },
-        cmdline="--check --diff" if check_mode else None,
+        envvars=_envvars(project_dir),
+        cmdline=_cmdline(check_mode),
         ident=ident,
         event_handler=collector,
         quiet=True,
