@@ -8,20 +8,25 @@ from argv, and reaches the PostgreSQL tools as libpq environment variables.
 
   create [--reason release|scheduled|pre-rollback|manual] [--release-ref REF] [--dry-run]
          [--verify [--restore-drill]] [--offsite-copy] [--prune]
-  list [--json]
+  list [--json] [--cached]        --cached: the last known offsite catalogue, without the network
   verify ID [--restore-drill]
+  verify ID --offsite             download the offsite copy and check it against its manifest
   prune [--dry-run] [--json]
   restore ID --dbname NAME [--jobs N] [--lock-timeout 30s]
   compare ID
   changes-since TIME|ID [--sample N]
   offsite copy [ID] [--no-prune] | offsite pull | offsite prune [--dry-run] [--json]
+  offsite verify [ID ...]         every offsite copy when none is named (states: verified or MISMATCH)
+  offsite key-check               prove OFFSITE_CRYPT_PASSWORD/_SALT open the target
   fetch ID
   drill [ID]
 
 Offsite copies go through rclone (sftp, s3, ...: OFFSITE_REMOTE_* settings), encrypted by rclone's crypt
 remote unless OFFSITE_CRYPT=false. The remotes are defined in rclone's environment, never in argv. A backup
 that is not on this host but in the offsite catalogue is fetched (and checked against its manifest) by
-verify and restore.
+verify and restore. Every command that reads or writes offsite first opens the target's key check (a small
+file the key wrote there, weddingflo-keycheck.bin): a wrong key or salt stops it before anything is read,
+written or forgotten.
 
 Exit status: 0 done, 1 failed (one sentence on stderr says why), 2 bad usage.
 """
@@ -69,6 +74,24 @@ class BackupError(Exception):
     """A failure a person can act on; the message is the one sentence printed."""
 
 
+class RcloneError(BackupError):
+    """rclone failed; `line` is its relevant line (timestamp dropped, secrets scrubbed, never cut)."""
+
+    def __init__(self, message: str, line: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+    @property
+    def authentication_failed(self) -> bool:
+        """crypt could not authenticate what it read: a wrong key, or (once the key check passed) damaged bytes.
+        A short file read with the wrong key ends in `unexpected EOF` instead of the block message."""
+        return any(sign in self.line for sign in ("failed to authenticate decrypted block", "unexpected EOF"))
+
+
+class KeyMismatch(BackupError):
+    """The crypt password or salt does not open this offsite target: nothing may be read, written or forgotten."""
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -85,6 +108,8 @@ class Settings:
     drill_database_url: str | None = None
     notify_webhook_url: str | None = None
     offsite: OffsiteSettings | None = None
+    # The offsite target once opened (its key checked): one per run, see require_offsite().
+    offsite_target: Offsite | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -1308,17 +1333,30 @@ def prune(settings: Settings, dry_run: bool) -> dict[str, Any]:
 # --------------------------------------------------------------------------- offsite copies and drills
 
 
+# The key check: a small file the crypt key writes when offsite copies are first set up, and every offsite command
+# opens before it trusts the key. Its name is not encrypted (crypt with file names left plain stores it as
+# KEY_CHECK.bin), so a wrong key or salt meets the file and fails to decrypt it, instead of listing nothing.
+KEY_CHECK = "weddingflo-keycheck"
+_KEY_CHECK_PURPOSE = "weddingflo-backup offsite key check"
+# rclone's log lines start with a timestamp; the relevant line is what follows it.
+_RCLONE_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
+
+
 class Offsite:
     """The offsite target through rclone. The remotes live in rclone's environment (RCLONE_CONFIG_<NAME>_*), so
     no secret reaches argv or a file; the crypt password is obscured through rclone's stdin."""
 
     BASE = "wfoffsite"
     CRYPT = "wfoffsitecrypt"
+    # The same crypt key with file names left plain: only the key check is read and written through it.
+    KEYED = "wfoffsitekey"
     _OBSCURED_OPTIONS = ("pass",)
 
     def __init__(self, config: OffsiteSettings) -> None:
         self.config = config
         self._env: dict[str, str] | None = None
+        # ok | created | adopted | unencrypted once the key is known to fit; empty while nothing is there.
+        self.key_check: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -1355,12 +1393,17 @@ class Offsite:
                 secret = key in self._OBSCURED_OPTIONS
                 env[f"RCLONE_CONFIG_{self.BASE.upper()}_{key.upper()}"] = self._obscure(value) if secret else value
             if self.config.crypt:
-                crypt = f"RCLONE_CONFIG_{self.CRYPT.upper()}_"
-                env[crypt + "TYPE"] = "crypt"
-                env[crypt + "REMOTE"] = f"{self.BASE}:{self.config.path}"
-                env[crypt + "PASSWORD"] = self._obscure(self.config.crypt_password)
-                if self.config.crypt_salt:
-                    env[crypt + "PASSWORD2"] = self._obscure(self.config.crypt_salt)
+                password = self._obscure(self.config.crypt_password)
+                salt = self._obscure(self.config.crypt_salt) if self.config.crypt_salt else ""
+                for name, plain_names in ((self.CRYPT, False), (self.KEYED, True)):
+                    crypt = f"RCLONE_CONFIG_{name.upper()}_"
+                    env[crypt + "TYPE"] = "crypt"
+                    env[crypt + "REMOTE"] = f"{self.BASE}:{self.config.path}"
+                    env[crypt + "PASSWORD"] = password
+                    if salt:
+                        env[crypt + "PASSWORD2"] = salt
+                    if plain_names:
+                        env[crypt + "FILENAME_ENCRYPTION"] = "off"
             self._env = env
         return self._env
 
@@ -1369,6 +1412,18 @@ class Offsite:
         found += [v for k, v in (self._env or {}).items() if k.endswith(("_PASSWORD", "_PASSWORD2"))]
         found += [v for k, v in self.config.remote.items() if k in ("pass", "secret_access_key", "key_pem")]
         return [value for value in found if len(value) >= 4]
+
+    def _relevant_line(self, stderr: bytes) -> str:
+        """rclone's last error line (its final `Failed to ...` summary, else the last ERROR), whole."""
+        lines = [_RCLONE_TIMESTAMP.sub("", line).strip() for line in stderr.decode(errors="replace").splitlines()]
+        lines = [line for line in lines if line]
+        chosen = next(
+            (line for line in reversed(lines) if line.startswith(("Failed to", "Fatal error"))),
+            next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else ""),
+        )
+        for secret in self._secrets():
+            chosen = chosen.replace(secret, "***")
+        return chosen
 
     def _rclone(
         self, args: list[str], env: dict[str, str], *, what: str, stdin: bytes | None = None, timeout: float = 6 * 3600
@@ -1382,10 +1437,8 @@ class Offsite:
         except subprocess.TimeoutExpired:
             raise BackupError(f"{what}: rclone did not finish within {timeout:.0f}s") from None
         if result.returncode != 0:
-            text = " ".join(result.stderr.decode(errors="replace").split())
-            for secret in self._secrets():
-                text = text.replace(secret, "***")
-            raise BackupError(f"{what} failed ({self.describe()}): {text[-400:] or f'rclone exit {result.returncode}'}")
+            line = self._relevant_line(result.stderr) or f"rclone exit {result.returncode}"
+            raise RcloneError(f"{what} failed ({self.describe()}): {line}", line)
         return result
 
     def run(self, *args: str, what: str) -> subprocess.CompletedProcess[bytes]:
@@ -1403,24 +1456,122 @@ class Offsite:
     def delete(self, name: str) -> None:
         self.run("deletefile", self.prefix + name, what=f"deleting {name} offsite")
 
-    def listing(self) -> dict[str, int]:
-        """Name -> size (decrypted size through crypt) of the files in the offsite directory."""
+    def _lsjson(self, where: str, what: str) -> dict[str, int]:
         try:
-            result = self.run("lsjson", "--files-only", "--no-mimetype", self.prefix, what="listing the offsite copies")
-        except BackupError as exc:
-            if "directory not found" in str(exc):
+            result = self.run("lsjson", "--files-only", "--no-mimetype", "--no-modtime", where, what=what)
+        except RcloneError as exc:
+            if "directory not found" in exc.line:
                 return {}
             raise
         return {entry["Name"]: int(entry.get("Size", -1)) for entry in json.loads(result.stdout or b"[]")}
 
+    def listing(self) -> dict[str, int]:
+        """Name -> size (decrypted size through crypt) of the files in the offsite directory. Through crypt a name
+        the key cannot decrypt is left out: call check_key first, so that a wrong key never reads as no copies."""
+        return self._lsjson(self.prefix, "listing the offsite copies")
 
-def require_offsite(settings: Settings) -> Offsite:
+    def stored(self) -> dict[str, int]:
+        """The files as the provider stores them (encrypted names and sizes)."""
+        return self._lsjson(f"{self.BASE}:{self.config.path}/", "listing the offsite target")
+
+    def check_key(self, *, write: bool) -> str:
+        """Prove the crypt key opens this target before anything is read, written or forgotten (KeyMismatch if not).
+
+        A target with a key check: the key must decrypt it. A target without one: empty, or every copy there has a
+        name this key decrypts and the newest manifest opens; a command that writes (`write`) then leaves the key
+        check there (created on an empty target, adopted on one written before key checks existed).
+        """
+        if self.key_check in ("ok", "created", "adopted", "unencrypted") or (self.key_check and not write):
+            return self.key_check
+        if not self.config.crypt:
+            self.key_check = "unencrypted"
+            return self.key_check
+        stored = self.stored()
+        if f"{KEY_CHECK}.bin" in stored:
+            self._open_key_check()
+            self.key_check = "ok"
+            return self.key_check
+        others = len(stored)
+        if others:
+            self._read_unchecked_target(others)
+        if write:
+            self._write_key_check()
+            progress(
+                f"{'adopted' if others else 'set up'} {self.describe()}: wrote its key check "
+                f"({others} file(s) there open with this key)"
+            )
+        self.key_check = ("adopted" if others else "created") if write else ("readable" if others else "empty")
+        return self.key_check
+
+    def _mismatch(self, why: str) -> KeyMismatch:
+        return KeyMismatch(
+            f"the offsite key does not fit {self.describe()}: {why}; OFFSITE_CRYPT_PASSWORD or OFFSITE_CRYPT_SALT "
+            "differs from the key its copies were written with, so copy both exactly from the vault "
+            "(backup_offsite_crypt_password and backup_offsite_crypt_salt); nothing was read, written or forgotten"
+        )
+
+    def _open_key_check(self) -> None:
+        try:
+            text = self.run("cat", f"{self.KEYED}:{KEY_CHECK}", what="reading the offsite key check").stdout
+        except RcloneError as exc:
+            if exc.authentication_failed:
+                raise self._mismatch(f"its key check does not decrypt (rclone: {exc.line})") from None
+            raise
+        try:
+            purpose = json.loads(text).get("purpose")
+        except (json.JSONDecodeError, AttributeError):
+            purpose = None
+        if purpose != _KEY_CHECK_PURPOSE:
+            raise BackupError(
+                f"{self.describe()} holds a {KEY_CHECK}.bin that is not weddingflo-backup's key check: "
+                "point OFFSITE_PATH at a directory of its own"
+            )
+
+    def _read_unchecked_target(self, files: int) -> None:
+        """A target written before key checks existed: the key fits only if it decrypts the copies' names and the
+        newest manifest."""
+        names = [
+            name for name in self.listing() if NAME_PATTERN.match(name.removesuffix(".json").removesuffix(".dump"))
+        ]
+        if not names:
+            raise self._mismatch(f"it holds {files} file(s) without a key check and this key decrypts none of them")
+        manifests = sorted(name for name in names if name.endswith(".json"))
+        if manifests:
+            try:
+                json.loads(self.read_text(manifests[-1]))
+            except RcloneError as exc:
+                if exc.authentication_failed:
+                    raise self._mismatch(f"{manifests[-1]} does not decrypt (rclone: {exc.line})") from None
+                raise
+            except json.JSONDecodeError:
+                raise self._mismatch(f"{manifests[-1]} decrypts to something that is not a manifest") from None
+
+    def _write_key_check(self) -> None:
+        content = {
+            "purpose": _KEY_CHECK_PURPOSE,
+            "created_at": _now_iso(),
+            "host": os.uname().nodename,
+            "path": self.config.path,
+        }
+        self._rclone(
+            ["rcat", f"{self.KEYED}:{KEY_CHECK}"],
+            self.env(),
+            stdin=json.dumps(content, sort_keys=True).encode(),
+            what="writing the offsite key check",
+        )
+
+
+def require_offsite(settings: Settings, *, write: bool = False) -> Offsite:
+    """The offsite target, its key proven (see Offsite.check_key); one per run."""
     if settings.offsite is None:
         raise BackupError(
             "no offsite target is configured: set OFFSITE_REMOTE_TYPE and its options in the env file "
             "(backup_offsite_remote in the backup role)"
         )
-    return Offsite(settings.offsite)
+    if settings.offsite_target is None:
+        settings.offsite_target = Offsite(settings.offsite)
+    settings.offsite_target.check_key(write=write)
+    return settings.offsite_target
 
 
 class OffsiteCopy(Backup):
@@ -1455,7 +1606,7 @@ def find_any_backup(settings: Settings, backup_id: str) -> Backup:
         if attempt == "refreshed":
             if settings.offsite is None:
                 break
-            pull_catalogue(settings, Offsite(settings.offsite))
+            pull_catalogue(settings, require_offsite(settings))
         found = all_backups(settings)
         if backup_id == "latest" and found:
             return found[0]
@@ -1505,21 +1656,50 @@ def offsite_lock(settings: Settings) -> Iterator[None]:
         os.close(fd)
 
 
-def download_checked(offsite: Offsite, manifest: dict[str, Any], directory: Path) -> tuple[Path, str]:
-    """Download the offsite archive into `directory`; its sha256 (the caller compares it with the manifest)."""
-    path = directory / f"{manifest['id']}.dump"
-    progress(f"downloading {manifest['id']} ({_human(manifest.get('size_bytes') or 0)}) from {offsite.describe()}")
-    offsite.download(f"{manifest['id']}.dump", path)
-    return path, sha256_of(path)
+class CorruptCopy(BackupError):
+    """An offsite copy crypt cannot authenticate or whose sha256 differs from its manifest: MISMATCH, not to be used."""
 
 
-def _sha_sentence(backup_id: str, digest: str, manifest: dict[str, Any]) -> str:
-    return f"the offsite copy of {backup_id} has sha256 {digest[:16]}…, its manifest says {manifest.get('sha256')}"
+def _corrupt_sentence(backup_id: str, what: str, error: RcloneError) -> str:
+    # rclone guesses "bad password?" for any block that fails authentication; the key check has just shown the key
+    # fits, so the guess is dropped: the stored bytes changed.
+    line = error.line.replace(" - bad password?", "")
+    return (
+        f"the offsite copy of {backup_id} is corrupt (MISMATCH): crypt cannot authenticate its {what} although the "
+        f"key fits this target (its key check opened), so the stored bytes changed (rclone: {line})"
+    )
+
+
+def download_checked(settings: Settings, offsite: Offsite, manifest: dict[str, Any], directory: Path) -> Path:
+    """Download the offsite archive into `directory` and check its sha256 against the manifest. The outcome is
+    recorded in the catalogue: verified, or MISMATCH (CorruptCopy) when crypt cannot authenticate it or the sha256
+    differs."""
+    backup_id = manifest["id"]
+    path = directory / f"{backup_id}.dump"
+    progress(f"downloading {backup_id} ({_human(manifest.get('size_bytes') or 0)}) from {offsite.describe()}")
+    try:
+        offsite.download(f"{backup_id}.dump", path)
+    except RcloneError as exc:
+        if not exc.authentication_failed:
+            raise
+        problem = _corrupt_sentence(backup_id, "archive", exc)
+    else:
+        digest = sha256_of(path)
+        problem = (
+            None
+            if digest == manifest.get("sha256")
+            else f"the offsite copy of {backup_id} is corrupt (MISMATCH): it has sha256 {digest[:16]}…, its manifest "
+            f"says {manifest.get('sha256')}"
+        )
+    record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=problem is None, problem=problem)
+    if problem is not None:
+        raise CorruptCopy(problem)
+    return path
 
 
 def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[str, Any]:
     """Copy a local backup offsite (archive, then manifest), download it again to check it, then apply retention."""
-    offsite = require_offsite(settings)
+    offsite = require_offsite(settings, write=True)
     backup = find_backup(settings.backup_dir, backup_id)
     if not backup.archive.is_file():
         raise BackupError(f"{backup.backup_id} has no archive on this host ({backup.archive}): nothing to copy")
@@ -1538,15 +1718,16 @@ def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[
         write_private_json(scratch / f"{backup.backup_id}.json", manifest)
         offsite.upload(scratch / f"{backup.backup_id}.json", f"{backup.backup_id}.json")
         copied_at = _now_iso()
-        _, remote_digest = download_checked(offsite, manifest, scratch)
-        ok = remote_digest == manifest["sha256"]
-        record_offsite(settings, manifest, copied_at=copied_at, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            raise BackupError(_sha_sentence(backup.backup_id, remote_digest, manifest) + "; offsite retention not run")
+        record_offsite(settings, manifest, copied_at=copied_at)
+        try:
+            download_checked(settings, offsite, {**manifest, "offsite": {"copied_at": copied_at}}, scratch)
+        except CorruptCopy as exc:
+            raise BackupError(f"{exc}; offsite retention not run") from None
         pruned = offsite_prune_locked(settings, offsite, dry_run=False) if prune_after else None
     return {
         "id": backup.backup_id,
         "target": offsite.describe(),
+        "key_check": offsite.key_check,
         "size_bytes": manifest["size_bytes"],
         "sha256_ok": True,
         "copied_at": copied_at,
@@ -1556,7 +1737,10 @@ def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[
 
 
 def pull_catalogue(settings: Settings, offsite: Offsite) -> dict[str, Any]:
-    """Bring the catalogue in line with the offsite target: read new manifests, forget deleted copies."""
+    """Bring the catalogue in line with the offsite target: read new manifests, forget deleted copies.
+
+    The key was checked before (require_offsite), so the listing holds every copy; a copy is forgotten only when
+    its files are gone from the target, never because something failed to decrypt."""
     listing = offsite.listing()
     remote = {
         name.removesuffix(".json")
@@ -1567,22 +1751,45 @@ def pull_catalogue(settings: Settings, offsite: Offsite) -> dict[str, Any]:
     directory = catalogue_dir(settings)
     ensure_backup_dir(directory)
     cached = {path.stem for path in directory.glob("backup-*.json")}
-    added = []
+    added, unreadable = [], []
     for backup_id in sorted(remote - cached):
         try:
             manifest = json.loads(offsite.read_text(f"{backup_id}.json"))
+        except RcloneError as exc:
+            if not exc.authentication_failed:
+                raise
+            progress(_corrupt_sentence(backup_id, "manifest", exc) + ": not catalogued")
+            unreadable.append(backup_id)
+            continue
         except json.JSONDecodeError:
             progress(f"the offsite manifest of {backup_id} is not JSON: ignored")
+            unreadable.append(backup_id)
             continue
         if manifest.get("id") != backup_id:
             progress(f"the offsite manifest of {backup_id} names {manifest.get('id')!r}: ignored")
+            unreadable.append(backup_id)
             continue
         size_ok = listing[f"{backup_id}.dump"] == manifest.get("size_bytes")
         record_offsite(settings, manifest, present=True, size_ok=size_ok)
         added.append(backup_id)
-    for backup_id in sorted(cached - remote):
+    gone = sorted(cached - remote)
+    if gone and offsite.config.crypt:
+        # Belt and braces: a name crypt cannot decrypt is left out of the listing; while the target holds such a
+        # file, a copy missing from the listing may be one of them, so nothing is forgotten.
+        hidden = len([name for name in offsite.stored() if name != f"{KEY_CHECK}.bin"]) - len(listing)
+        if hidden > 0:
+            progress(f"{hidden} file(s) on {offsite.describe()} do not decrypt with this key: nothing forgotten")
+            gone = []
+    for backup_id in gone:
         (directory / f"{backup_id}.json").unlink(missing_ok=True)
-    return {"offsite": sorted(remote), "added": added, "forgotten": sorted(cached - remote)}
+    return {
+        "target": offsite.describe(),
+        "key_check": offsite.key_check,
+        "offsite": sorted(remote),
+        "added": added,
+        "forgotten": gone,
+        "unreadable": unreadable,
+    }
 
 
 def offsite_prune_locked(settings: Settings, offsite: Offsite, dry_run: bool) -> dict[str, Any]:
@@ -1619,21 +1826,32 @@ def _offsite_entry(settings: Settings, offsite: Offsite, backup_id: str) -> dict
     return json.loads(path.read_text())
 
 
-def verify_offsite(settings: Settings, backup_id: str) -> dict[str, Any]:
-    """Download the offsite copy and compare its sha256 with the manifest; nothing is kept."""
+def verify_offsite(settings: Settings, backup_ids: list[str]) -> list[dict[str, Any]]:
+    """Download each offsite copy (every one in the catalogue when none is named) and check it against its
+    manifest; nothing is kept. The outcome is each copy's state in `list`: verified or MISMATCH."""
     offsite = require_offsite(settings)
-    entry = _offsite_entry(settings, offsite, backup_id)
-    with scratch_dir(settings) as scratch:
-        _, digest = download_checked(offsite, entry, scratch)
-    ok = digest == entry.get("sha256")
-    record_offsite(settings, entry, verified_at=_now_iso(), sha256_ok=ok)
-    return {
-        "id": backup_id,
-        "result": "ok" if ok else "failed",
-        "kind": "offsite-sha256",
-        "findings": [] if ok else [_sha_sentence(backup_id, digest, entry)],
-        "at": _now_iso(),
-    }
+    if not backup_ids:
+        pull_catalogue(settings, offsite)
+        backup_ids = [copy.backup_id for copy in catalogue_backups(settings)]
+    results = []
+    for backup_id in backup_ids:
+        entry = _offsite_entry(settings, offsite, backup_id)
+        findings = []
+        with scratch_dir(settings) as scratch:
+            try:
+                download_checked(settings, offsite, entry, scratch)
+            except CorruptCopy as exc:
+                findings.append(str(exc))
+        results.append(
+            {
+                "id": backup_id,
+                "result": "failed" if findings else "ok",
+                "kind": "offsite-sha256",
+                "findings": findings,
+                "at": _now_iso(),
+            }
+        )
+    return results
 
 
 def fetch(settings: Settings, backup_id: str) -> Backup:
@@ -1642,14 +1860,14 @@ def fetch(settings: Settings, backup_id: str) -> Backup:
     entry = _offsite_entry(settings, offsite, backup_id)
     backup = Backup(backup_id, settings.backup_dir)
     with offsite_lock(settings), scratch_dir(settings) as scratch:
-        path, digest = download_checked(offsite, entry, scratch)
-        ok = digest == entry.get("sha256")
-        entry = record_offsite(settings, entry, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            raise BackupError(_sha_sentence(backup_id, digest, entry) + ": refusing to use it")
+        try:
+            path = download_checked(settings, offsite, entry, scratch)
+        except CorruptCopy as exc:
+            raise BackupError(f"{exc}: refusing to use it") from None
         path.chmod(0o600)
         path.replace(backup.archive)
         _fsync_dir(settings.backup_dir)
+        entry = json.loads((catalogue_dir(settings) / f"{backup_id}.json").read_text())
         backup.manifest = {**entry, "fetched_at": _now_iso()}
         write_private_json(backup.manifest_path, backup.manifest)
     progress(f"{backup_id} fetched from offsite: sha256 matches its manifest")
@@ -1699,21 +1917,29 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
     if not copies:
         raise BackupError(f"there is no offsite backup to drill on ({offsite.describe()})")
     backup = copies[0] if backup_id in (None, "latest") else find_backup(catalogue_dir(settings), str(backup_id))
-    # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
-    manifest = {**json.loads(offsite.read_text(f"{backup.backup_id}.json")), "offsite": backup.manifest.get("offsite")}
     findings: list[str] = []
     counts: dict[str, int] = {}
+    # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
+    manifest = backup.manifest
+    try:
+        manifest = {**json.loads(offsite.read_text(f"{backup.backup_id}.json")), "offsite": manifest.get("offsite")}
+    except RcloneError as exc:
+        if not exc.authentication_failed:
+            raise
+        findings.append(_corrupt_sentence(backup.backup_id, "manifest", exc))
+        record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=False, problem=findings[-1])
     with scratch_dir(settings) as scratch:
-        archive, digest = download_checked(offsite, manifest, scratch)
-        ok = digest == manifest.get("sha256")
-        record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            findings.append(_sha_sentence(backup.backup_id, digest, manifest))
-        else:
+        archive = None
+        if not findings:
+            try:
+                archive = download_checked(settings, offsite, manifest, scratch)
+            except CorruptCopy as exc:
+                findings.append(str(exc))
+        if archive is not None:
             entries = toc_entries(settings, archive)
             if entries != manifest.get("toc_entries"):
                 findings.append(f"{entries} TOC entries, the manifest says {manifest.get('toc_entries')}")
-        if not findings:
+        if archive is not None and not findings:
             progress(
                 f"restore drill: {backup.backup_id} into {scratch_db.dbname} at {scratch_db.host}:{scratch_db.port}"
             )
@@ -1772,6 +1998,7 @@ def _print_list(settings: Settings, as_json: bool) -> None:
                     "verified_at": state.get("verified_at"),
                     "sha256_ok": state.get("sha256_ok"),
                     "verification": _offsite_word(state),
+                    "problem": state.get("problem"),
                 },
             }
         )
@@ -1830,6 +2057,13 @@ def build_parser() -> argparse.ArgumentParser:
     copy_cmd.add_argument("backup_id", metavar="ID", nargs="?", default="latest")
     copy_cmd.add_argument("--no-prune", action="store_true", help="do not apply offsite retention afterwards")
     offsite_commands.add_parser("pull", help="refresh the offsite catalogue (manifests) on this host")
+    offsite_verify_cmd = offsite_commands.add_parser(
+        "verify", help="download offsite copies (all when none is named) and check each against its manifest"
+    )
+    offsite_verify_cmd.add_argument("backup_ids", metavar="ID", nargs="*")
+    offsite_commands.add_parser(
+        "key-check", help="prove the key opens the target (writes the key check on an empty or readable target)"
+    )
     offsite_prune_cmd = offsite_commands.add_parser("prune", help="apply offsite retention")
     offsite_prune_cmd.add_argument("--dry-run", action="store_true")
     offsite_prune_cmd.add_argument("--json", action="store_true")
@@ -1875,7 +2109,17 @@ def _run_offsite(settings: Settings, metrics: Metrics, args: argparse.Namespace)
         work = lambda: offsite_copy(settings, backup_id, prune_after=not args.no_prune)  # noqa: E731
         print(json.dumps(_run_timed_job(settings, metrics, "offsite", work), sort_keys=True))
         return 0
-    offsite = require_offsite(settings)
+    if args.offsite_command == "verify":
+        ids = [find_any_backup(settings, backup_id).backup_id for backup_id in args.backup_ids]
+        results = verify_offsite(settings, ids)
+        print(json.dumps(results, sort_keys=True))
+        for failed in (result for result in results if result["result"] != "ok"):
+            print(f"{TOOL}: {'; '.join(failed['findings'])}", file=sys.stderr)
+        return 0 if all(result["result"] == "ok" for result in results) else 1
+    offsite = require_offsite(settings, write=args.offsite_command in ("key-check", "prune"))
+    if args.offsite_command == "key-check":
+        print(json.dumps({"target": offsite.describe(), "key_check": offsite.key_check}, sort_keys=True))
+        return 0
     if args.offsite_command == "pull":
         print(json.dumps(pull_catalogue(settings, offsite), sort_keys=True))
         return 0
@@ -1887,6 +2131,13 @@ def _run_offsite(settings: Settings, metrics: Metrics, args: argparse.Namespace)
 
 def _run_create(settings: Settings, metrics: Metrics, args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.offsite_copy and not args.dry_run:
+        # The key is proven before the dump: a wrong key or salt stops here, nothing dumped, nothing uploaded.
+        try:
+            require_offsite(settings, write=True)
+        except BackupError as exc:
+            metrics.record_job("offsite", success=False, duration_s=time.monotonic() - started)
+            raise BackupError(f"no backup was taken: {exc}") from None
     try:
         result = create(settings, args.reason, args.release_ref, args.dry_run)
     except BackupError as exc:
@@ -1954,14 +2205,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         if settings.offsite is not None and not args.cached:
             try:
-                pull_catalogue(settings, Offsite(settings.offsite))
+                pull_catalogue(settings, require_offsite(settings))
+            except KeyMismatch:
+                raise
             except BackupError as exc:
                 progress(f"the offsite catalogue was not refreshed, showing the last known one: {exc}")
         _print_list(settings, args.json)
         return 0
     if args.command == "verify":
         if args.offsite:
-            result = verify_offsite(settings, find_any_backup(settings, args.backup_id).backup_id)
+            result = verify_offsite(settings, [find_any_backup(settings, args.backup_id).backup_id])[0]
         else:
             backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
             result = verify(settings, backup, args.restore_drill)

@@ -7,6 +7,7 @@ and fail (they do not skip) without it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pwd
@@ -25,7 +26,7 @@ import yaml
 from backup_helpers import final_files, load_tool_module, run_tool, tool_env
 from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
 from loopback_sshd import user_exists
-from offsite_helpers import CRYPT_PASSWORD, SFTP_USER, SftpTarget, sftp_target
+from offsite_helpers import CRYPT_PASSWORD, CRYPT_SALT, KEY_CHECK_FILE, SFTP_USER, SftpTarget, sftp_target
 from webhook_receiver import start_webhook
 from wfops.pgcluster import server_bindir
 
@@ -47,7 +48,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxHandle]:
 
 @pytest.fixture
 def host(tmp_path: Path, sftp: SftpTarget, box: SandboxHandle, request: pytest.FixtureRequest) -> Host:
-    return Host(tmp_path, sftp, box, request.node.name.removeprefix("test_")[:40])
+    # A directory of its own on the target per test (and per parameter).
+    name = request.node.name.removeprefix("test_")
+    return Host(tmp_path, sftp, box, f"{name[:32]}-{hashlib.sha256(name.encode()).hexdigest()[:7]}")
 
 
 class Host:
@@ -131,13 +134,16 @@ def test_copies_arrive_encrypted_and_list_shows_where_each_backup_is(host: Host)
 
     assert copied["id"] == backup_id and copied["sha256_ok"] is True
     stored = host.sftp.files(host.offsite_path)
-    assert len(stored) == 2, stored  # the archive and its manifest, nothing else
+    # The archive, its manifest and the key check the first copy wrote (its name is plain, its content is not).
+    assert len(stored) == 3 and [p.name for p in stored].count(KEY_CHECK_FILE) == 1, stored
     for path in stored:
         data = path.read_bytes()
         assert not data.startswith(b"PGDMP"), path
         assert known not in data and b"row_counts" not in data and b"sha256" not in data, path
+        assert b"purpose" not in data and b"key check" not in data, path
         assert "backup-" not in str(path.relative_to(host.sftp.store)), "file names are encrypted too"
-    assert sum(p.stat().st_size for p in stored) > archive.stat().st_size
+    assert sum(p.stat().st_size for p in host.sftp.copies(host.offsite_path)) > archive.stat().st_size
+    assert copied["key_check"] == "created"
     row = host.listing()[backup_id]
     assert row["locations"] == ["local", "offsite"]
     assert row["offsite"]["sha256_ok"] is True and row["offsite"]["verification"] == "verified"
@@ -170,22 +176,124 @@ def test_a_tampered_offsite_copy_is_refused(host: Host, tmp_path: Path) -> None:
     good = host.backup()
     host.ok("offsite", "copy", good)
     # Bit rot (or an edit) on the provider's side: crypt's authentication refuses the block.
-    encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+    encrypted = host.sftp.largest(host.offsite_path)
     _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
     shutil.rmtree(host.backup_dir)
 
     code, _, err = host.tool("fetch", good)
-    assert code == 1 and "downloading" in err and "from offsite failed" in err, err
+    assert code == 1 and f"the offsite copy of {good} is corrupt (MISMATCH)" in err, err
+    assert "refusing to use it" in err and "bad password" not in err, err
     assert final_files(host.backup_dir) == []
+    assert host.listing()[good]["offsite"]["verification"] == "MISMATCH"
 
     # Someone with the key swaps in another (valid, decryptable) archive: the manifest's sha256 refuses it.
     other = host.backup(BACKUP_DIR=str(tmp_path / "other"))
     host.offsite().upload(tmp_path / "other" / f"{other}.dump", f"{good}.dump")
     code, _, err = host.tool("restore", good, "--dbname", "never_restored")
-    assert code == 1 and f"the offsite copy of {good} has sha256" in err and "refusing to use it" in err, err
+    assert code == 1 and f"the offsite copy of {good} is corrupt (MISMATCH): it has sha256" in err, err
+    assert "refusing to use it" in err, err
     assert f"{good}.dump" not in final_files(host.backup_dir)
     assert "never_restored" not in _databases(host.box)
     assert host.listing()[good]["offsite"]["verification"] == "MISMATCH"
+
+
+def _catalogue(host: Host) -> dict[str, bytes]:
+    directory = host.backup_dir / "offsite"
+    return {p.name: p.read_bytes() for p in sorted(directory.glob("*.json"))} if directory.exists() else {}
+
+
+WRONG_KEYS = {"password": {"OFFSITE_CRYPT_PASSWORD": "not-the-vault-password"}, "salt": {"OFFSITE_CRYPT_SALT": "typo"}}
+
+
+@pytest.mark.parametrize("wrong", sorted(WRONG_KEYS))
+def test_a_wrong_key_or_salt_is_refused_by_every_offsite_command_and_changes_nothing(host: Host, wrong: str) -> None:
+    copied = host.backup("--reason", "release", "--release-ref", "r-key")
+    host.ok("offsite", "copy", copied)
+    local_only = host.backup()
+    drill_url = host.box.ops_url.rsplit("/", 1)[0] + "/wf_drill_wrong_key"
+    before = (_catalogue(host), host.sftp.snapshot(host.offsite_path), final_files(host.backup_dir))
+    assert copied + ".json" in before[0] and len(before[1]) == 3
+
+    bad = {**WRONG_KEYS[wrong], "BACKUP_DRILL_DATABASE_URL": drill_url}
+    for args in (
+        ("offsite", "pull"),
+        ("list",),
+        ("list", "--json"),
+        ("drill",),
+        ("create", "--verify", "--offsite-copy", "--prune"),
+        ("offsite", "copy", local_only),
+        ("offsite", "prune"),
+        ("offsite", "verify"),
+        ("verify", copied, "--offsite"),
+        ("offsite", "key-check"),
+    ):
+        code, out, err = host.tool(*args, **bad)
+        assert code == 1, (args, out, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "the offsite key does not fit sftp://127.0.0.1/" in lines[0], (args, err)
+        assert "its key check does not decrypt" in err and "nothing was read, written or forgotten" in err, err
+        assert "Traceback" not in err and out == "", (args, out)
+        after = (_catalogue(host), host.sftp.snapshot(host.offsite_path), final_files(host.backup_dir))
+        assert after == before, f"{args} changed the catalogue, the target or the backups"
+    assert "wf_drill_wrong_key" not in _databases(host.box)
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "0"
+
+    # The cached list still works (it touches nothing offsite), and the right key sees everything as before.
+    assert copied in host.ok("list", "--cached", **bad)
+    assert host.listing()[copied]["offsite"]["verification"] == "verified"
+
+
+def test_a_target_without_a_key_check_is_adopted_only_when_the_key_reads_it(host: Host) -> None:
+    fresh = json.loads(host.ok("offsite", "key-check", OFFSITE_PATH=f"/store/{host.offsite_path}-empty"))
+    assert fresh["key_check"] == "created", "an empty target gets its key check at first setup"
+    again = json.loads(host.ok("offsite", "key-check", OFFSITE_PATH=f"/store/{host.offsite_path}-empty"))
+    assert again["key_check"] == "ok"
+
+    backup_id = host.backup()
+    host.ok("offsite", "copy", backup_id)
+    # A target written before key checks existed: its copies, and no key check.
+    (host.sftp.store / host.offsite_path / KEY_CHECK_FILE).unlink()
+    before = (_catalogue(host), host.sftp.snapshot(host.offsite_path))
+
+    code, _, err = host.tool("offsite", "copy", backup_id, OFFSITE_CRYPT_SALT="typo")
+    assert code == 1 and "holds 2 file(s) without a key check and this key decrypts none of them" in err, err
+    assert (_catalogue(host), host.sftp.snapshot(host.offsite_path)) == before, "nothing adopted with a wrong key"
+
+    assert host.listing()[backup_id]["locations"] == ["local", "offsite"]
+    assert host.sftp.snapshot(host.offsite_path) == before[1], "reading commands never write the key check"
+    adopted = json.loads(host.ok("offsite", "copy", backup_id))
+    assert adopted["key_check"] == "adopted"
+    assert KEY_CHECK_FILE in [p.name for p in host.sftp.files(host.offsite_path)]
+    code, _, err = host.tool("list", OFFSITE_CRYPT_SALT="typo")
+    assert code == 1 and "its key check does not decrypt" in err, err
+
+
+def test_a_byte_flipped_in_a_remote_archive_shows_mismatch_with_rclones_whole_line(host: Host) -> None:
+    damaged = host.backup()
+    host.ok("offsite", "copy", damaged, "--no-prune")
+    archive = host.sftp.largest(host.offsite_path)
+    good = host.backup()
+    host.ok("offsite", "copy", good, "--no-prune")
+    assert {row["offsite"]["verification"] for row in host.listing().values()} == {"verified"}
+    _flip_a_byte(archive, archive.stat().st_size // 2)
+
+    code, out, err = host.tool("verify", damaged, "--offsite")
+    result = json.loads(out)
+    assert err.strip().splitlines()[-1].endswith(result["findings"][0]), err
+    assert code == 1 and result["result"] == "failed", out
+    finding = result["findings"][0]
+    assert finding.startswith(f"the offsite copy of {damaged} is corrupt (MISMATCH): crypt cannot authenticate")
+    assert "key fits this target" in finding and "bad password" not in finding, finding
+    # rclone's own line, whole (not its last 400 characters).
+    assert finding.endswith("(rclone: Failed to copyto: failed to authenticate decrypted block)"), finding
+    rows = host.listing()
+    assert rows[damaged]["offsite"]["verification"] == "MISMATCH"
+    assert rows[good]["offsite"]["verification"] == "verified"
+    assert rows[damaged]["offsite"]["problem"] == finding
+    assert re.search(rf"{damaged}.*MISMATCH", host.ok("list"))
+
+    code, out, _ = host.tool("offsite", "verify")
+    assert code == 1 and {r["id"]: r["result"] for r in json.loads(out)} == {damaged: "failed", good: "ok"}
 
 
 def _ids_offsite(host: Host) -> set[str]:
@@ -208,7 +316,7 @@ def test_offsite_retention_prunes_only_after_a_successful_copy(host: Host) -> No
     assert host.metrics()["weddingflo_backup_offsite_last_result"] == "0"
     unreachable = {"OFFSITE_REMOTE_PORT": "1", **retention}
     code, _, err = host.tool("offsite", "copy", third, **unreachable)
-    assert code == 1 and "copying" in err and "failed" in err, err
+    assert code == 1 and "the offsite target failed" in err and "connection refused" in err, err
     assert _ids_offsite(host) == {release, first, second, third}, "a failed copy deletes nothing"
 
     newest = host.backup("--reason", "scheduled")
@@ -216,7 +324,7 @@ def test_offsite_retention_prunes_only_after_a_successful_copy(host: Host) -> No
 
     assert sorted(copied["pruned"]) == sorted([first, second])
     assert _ids_offsite(host) == {release, third, newest}
-    assert len(host.sftp.files(host.offsite_path)) == 6
+    assert len(host.sftp.copies(host.offsite_path)) == 6
     assert host.metrics()["weddingflo_backup_offsite_last_result"] == "1"
     assert {release, first, second, third, newest} <= set(final_files_ids(host)), "local copies are not touched"
 
@@ -224,8 +332,22 @@ def test_offsite_retention_prunes_only_after_a_successful_copy(host: Host) -> No
 def test_a_release_create_copies_offsite_before_it_prunes_and_a_failed_copy_prunes_nothing(host: Host) -> None:
     local_retention = {"BACKUP_RETENTION_DAYS": "0", "BACKUP_RETENTION_MIN_COUNT": "1"}
     older = host.backup("--reason", "scheduled")
+    # The target cannot be reached, so the key cannot be proven: the release stops before it dumps anything.
     unreachable = {"OFFSITE_REMOTE_PORT": "1", **local_retention}
     code, out, err = host.tool("create", "--verify", "--offsite-copy", "--prune", **unreachable)
+    assert code == 1 and out == "", out
+    assert err.startswith("weddingflo-backup: no backup was taken: listing the offsite target failed"), err
+    assert "connection refused" in err and final_files_ids(host) == [older]
+    assert host.metrics()["weddingflo_backup_offsite_last_result"] == "0"
+
+    # The key opens the target, but the provider refuses the upload (quota, permissions): the backup is kept.
+    assert json.loads(host.ok("offsite", "key-check"))["key_check"] == "created"
+    store = host.sftp.store / host.offsite_path
+    store.chmod(0o555)
+    try:
+        code, out, err = host.tool("create", "--verify", "--offsite-copy", "--prune", **local_retention)
+    finally:
+        store.chmod(0o755)
     failed = json.loads(out)
     assert code == 1, err
     assert f"{failed['id']} was written and verified (kept), but its offsite copy failed, nothing was pruned" in err
@@ -283,10 +405,11 @@ def test_the_drill_passes_on_a_good_backup_and_fails_on_a_corrupted_one(host: Ho
     assert host.metrics()["weddingflo_backup_drill_last_result"] == "0"
     assert "wf_drill_scratch" not in _databases(host.box)
 
-    encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+    encrypted = host.sftp.largest(host.offsite_path)
     _flip_a_byte(encrypted, encrypted.stat().st_size // 3)
-    code, _, err = host.tool("drill", **drill_env)
-    assert code == 1 and "from offsite failed" in err, err
+    code, out, err = host.tool("drill", **drill_env)
+    assert code == 1 and json.loads(out)["findings"][0].startswith(f"the offsite copy of {backup_id} is corrupt"), out
+    assert "wf_drill_scratch" not in _databases(host.box), "a corrupt copy is never restored"
     assert host.metrics()["weddingflo_backup_drill_last_result"] == "0"
 
 
@@ -309,7 +432,7 @@ def test_the_crypt_password_and_the_ssh_key_never_show_in_output_or_arguments(ho
     key_text = host.sftp.key.read_text().strip().splitlines()[1]
     arguments = argv_log.read_text()
     assert "obscure" in arguments and "copyto" in arguments and "lsjson" in arguments
-    for secret in (CRYPT_PASSWORD, key_text):
+    for secret in (CRYPT_PASSWORD, CRYPT_SALT, key_text):
         assert secret not in arguments
         assert all(secret not in text for text in outputs)
     assert stat.S_IMODE(host.backup_dir.stat().st_mode) == 0o700
@@ -379,6 +502,7 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
                 },
                 "backup_offsite_path": f"/store/{host.offsite_path}",
                 "backup_offsite_crypt_password": CRYPT_PASSWORD,
+                "backup_offsite_crypt_salt": CRYPT_SALT,
                 "backup_offsite_ssh_key": host.sftp.key.read_text(),
                 "backup_offsite_known_hosts": host.sftp.known_hosts.read_text(),
                 "backup_drill_database_url": host.box.ops_url + "_drill",
@@ -485,7 +609,11 @@ def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> 
     settings = host.box.directory
     remote = {k.removeprefix("OFFSITE_REMOTE_").lower(): v for k, v in host.env.items() if "_REMOTE_" in k}
     (settings / "offsite.json").write_text(json.dumps({"remote": remote, "path": host.env["OFFSITE_PATH"]}))
-    for name, value in (("offsite_crypt_password", CRYPT_PASSWORD), ("drill_database_url", host.box.ops_url + "_d")):
+    for name, value in (
+        ("offsite_crypt_password", CRYPT_PASSWORD),
+        ("offsite_crypt_salt", CRYPT_SALT),
+        ("drill_database_url", host.box.ops_url + "_d"),
+    ):
         (settings / name).write_text(value)
         (settings / name).chmod(0o600)
     try:
@@ -495,15 +623,15 @@ def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> 
         assert passed.returncode == 0 and drill["name"] == "drill" and drill["status"] == "ok", passed.stderr[-2000:]
         assert drill["result"]["id"] == backup_id and drill["result"]["tables_compared"] > 5
 
-        encrypted = max(host.sftp.files(host.offsite_path), key=lambda p: p.stat().st_size)
+        encrypted = host.sftp.largest(host.offsite_path)
         _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
         failed = host.box.wfops("run", "drill", "--env", "local", "--json")
         drill = json.loads(failed.stdout)["phases"][0]
         assert failed.returncode != 0 and drill["status"] == "failed", failed.stdout[-2000:]
-        assert "from offsite failed" in json.dumps(drill["result"])
+        assert f"the offsite copy of {backup_id} is corrupt (MISMATCH)" in drill["result"]["summary"]
         assert CRYPT_PASSWORD not in passed.stdout + passed.stderr + failed.stdout + failed.stderr
     finally:
-        for name in ("offsite.json", "offsite_crypt_password", "drill_database_url"):
+        for name in ("offsite.json", "offsite_crypt_password", "offsite_crypt_salt", "drill_database_url"):
             (settings / name).unlink(missing_ok=True)
 
 
