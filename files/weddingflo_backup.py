@@ -61,6 +61,8 @@ TOOL = "weddingflo-backup"
 DEFAULT_ENV_FILE = "/etc/weddingflo-backup/backup.env"
 NAME_PATTERN = re.compile(r"^backup-\d{8}-\d{6}(-\d+)?$")
 REASONS = ("release", "scheduled", "pre-rollback", "manual")
+# What a caller without a release passes for its ref (Ansible's placeholder): no release at all.
+_NO_RELEASE_REFS = ("", "unset")
 POOLER_PORT = 6543
 # Estimated archive size as a share of the dumped tables' on-disk size, by compression level.
 _SIZE_FACTOR_COMPRESSED = 0.6
@@ -812,7 +814,19 @@ def _pg_dump_version(settings: Settings) -> str:
     return result.stdout.strip()
 
 
+def release_pin(reason: str, release_ref: str | None) -> bool:
+    """A release backup is pinned by retention: one taken by a release, naming the release it protects."""
+    return reason == "release" and (release_ref or "").strip() not in _NO_RELEASE_REFS
+
+
 def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bool) -> dict[str, Any]:
+    if (release_ref or "").strip() in _NO_RELEASE_REFS:
+        release_ref = None
+    if reason == "release" and release_ref is None:
+        raise BackupError(
+            "a release backup names the release it protects: pass --release-ref REF (or --reason manual for a backup "
+            "outside a release)"
+        )
     database = Database.from_url(settings.database_url)
     database.refuse_pooler()
     if not dry_run:
@@ -880,7 +894,7 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
             "created_at": now.isoformat(timespec="seconds"),
             "reason": reason,
             "release_ref": release_ref,
-            "pinned": reason == "release",
+            "pinned": release_pin(reason, release_ref),
             "database": database.describe(),
             "server_version": server_version,
             "pg_dump_version": _pg_dump_version(settings),
@@ -1278,7 +1292,12 @@ def retention_decisions(backups: list[Backup], now: dt.datetime, days: int, min_
     release backup supersedes it)."""
     ordered = sorted(backups, key=lambda b: (b.created_at, b.backup_id), reverse=True)
     newest_good = {b.backup_id for b in [b for b in ordered if b.good][: max(min_count, 0)]}
-    release_backups = [b for b in ordered if b.manifest.get("pinned")]
+    # A manifest from before release_pin() may say pinned for a backup without a release (ref "unset"): not pinned.
+    release_backups = [
+        b
+        for b in ordered
+        if b.manifest.get("pinned") and release_pin(b.manifest.get("reason", ""), b.manifest.get("release_ref"))
+    ]
     pinned = release_backups[0].backup_id if release_backups else None
     decisions = []
     for index, backup in enumerate(ordered):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SandboxHandle, start_sandbox, stop_sandbox
+from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
 from wfops.pgcluster import PostgresCluster
 
 ROLE = REPO / "roles" / "backup"
@@ -53,7 +53,9 @@ def test_the_phase_installs_the_tool_backs_up_verifies_prunes_and_reports(box: S
     assert [a.stem for a in archives] == [report["id"]]
     assert report["size_bytes"] == archives[0].stat().st_size
     assert report["verification"] == "ok" and report["pruned"] == []
-    assert report["release_ref"] == "abc123"
+    # A backup run on its own is manual, even with a ref: only a release takes (and pins) a release backup.
+    assert report["release_ref"] == "abc123" and report["reason"] == "manual"
+    assert json.loads(Path(report["manifest"]).read_text())["pinned"] is False
     env_file = _host(box) / "etc" / "weddingflo-backup" / "backup.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     tool = _host(box) / "usr" / "local" / "bin" / "weddingflo-backup"
@@ -136,6 +138,50 @@ def test_scheduled_units_are_valid_for_systemd_and_installed_again_only_when_the
         ["systemd-analyze", "verify", "--man=no", str(broken)], capture_output=True, text=True, check=False
     )
     assert rejected.returncode != 0
+
+
+def _playbook(box: SandboxHandle, *extra: str) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook itself: its `-e key=value` gives every value as a string, "false" included."""
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "playbooks/backup.yml", *extra],
+        cwd=REPO,
+        env={**box.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_string_booleans_from_the_command_line_mean_what_they_say(tmp_path: Path) -> None:
+    handle = start_sandbox(tmp_path / "strings", guests=200)
+    try:
+        switches = [
+            *("-e", "backup_verify=false", "-e", "backup_prune=false", "-e", "backup_schedule_enabled=true"),
+            *("-e", "backup_drill_schedule_enabled=false", "-e", "backup_offsite_enabled=false"),
+            *("-e", "backup_become=false", "-e", "backup_manage_user=false", "-e", "backup_verify_restore_drill=false"),
+            # Retention that would delete every backup but the newest, were prune not off.
+            *("-e", "backup_retention_days=0", "-e", "backup_retention_min_count=1"),
+        ]
+        for _ in range(2):
+            done = _playbook(handle, *switches)
+            assert done.returncode == 0, done.stdout[-3000:]
+        archives = _backups(handle)
+        assert len(archives) == 2, "backup_prune=false: nothing pruned"
+        manifest = json.loads(archives[-1].with_suffix(".json").read_text())
+        assert manifest["verification"]["kind"] == "toc", "backup_verify=false: not verified again"
+        assert (manifest["reason"], manifest["release_ref"], manifest["pinned"]) == ("manual", None, False)
+        units = _host(handle) / "etc" / "systemd" / "system"
+        assert sorted(p.name for p in units.iterdir()) == ["weddingflo-backup.service", "weddingflo-backup.timer"]
+        assert "OFFSITE_ENABLED=false" in (_host(handle) / "etc" / "weddingflo-backup" / "backup.env").read_text()
+
+        refused = _playbook(handle, "-e", "backup_reason=release")
+        assert refused.returncode != 0 and "a release backup names the release it protects" in refused.stdout
+        pinned = _playbook(handle, "-e", "backup_reason=release", "-e", "release_ref=r9")
+        assert pinned.returncode == 0, pinned.stdout[-3000:]
+        newest = json.loads(_backups(handle)[-1].with_suffix(".json").read_text())
+        assert (newest["reason"], newest["release_ref"], newest["pinned"]) == ("release", "r9", True)
+    finally:
+        stop_sandbox(handle)
 
 
 def test_the_release_stops_before_migrate_when_the_backup_fails(tmp_path: Path) -> None:
