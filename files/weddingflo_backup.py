@@ -20,6 +20,7 @@ from argv, and reaches the PostgreSQL tools as libpq environment variables.
   offsite key-check               prove OFFSITE_CRYPT_PASSWORD/_SALT open the target
   fetch ID
   drill [ID]
+  notify-failure UNIT             what the units' OnFailure= runs: the failure posted to NOTIFY_WEBHOOK_URL
 
 Offsite copies go through rclone (sftp, s3, ...: OFFSITE_REMOTE_* settings), encrypted by rclone's crypt
 remote unless OFFSITE_CRYPT=false. The remotes are defined in rclone's environment, never in argv. A backup
@@ -620,6 +621,18 @@ def notify_failure(settings: Settings, event: str, message: str) -> None:
             pass
     except (OSError, ValueError) as exc:
         progress(f"could not notify the webhook of {event} ({type(exc).__name__}); the failure above stands")
+
+
+def notify_unit_failure(settings: Settings, unit: str) -> dict[str, Any]:
+    """What a unit's OnFailure= runs: the failed unit and how it ended (systemd's MONITOR_* variables) posted to the
+    team's webhook. A timeout or a kill gets no word from the tool itself; this reports those too."""
+    result = os.environ.get("MONITOR_SERVICE_RESULT") or "unknown"
+    code, status = os.environ.get("MONITOR_EXIT_CODE"), os.environ.get("MONITOR_EXIT_STATUS")
+    how = f"{result}: {code} {status}" if code and status else result
+    message = f"{unit} failed ({how}); see journalctl -u {unit}"
+    progress(message)
+    notify_failure(settings, "unit-failed", message)
+    return {"unit": unit, "result": result, "message": message, "notified": bool(settings.notify_webhook_url)}
 
 
 def _reserve_backup_id(directory: Path, now: dt.datetime) -> str:
@@ -2090,6 +2103,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_cmd.add_argument("backup_id", metavar="ID")
     drill_cmd = commands.add_parser("drill", help="restore the newest offsite backup into the scratch database")
     drill_cmd.add_argument("backup_id", metavar="ID", nargs="?", default="latest")
+    notify_cmd = commands.add_parser("notify-failure", help="post a failed unit to the webhook (its OnFailure=)")
+    notify_cmd.add_argument("unit", metavar="UNIT")
     return parser
 
 
@@ -2268,6 +2283,9 @@ def run(args: argparse.Namespace) -> int:
         result = _run_timed_job(settings, metrics, "drill", lambda: drill(settings, args.backup_id))
         print(json.dumps(result, sort_keys=True))
         return 0 if result["result"] == "ok" else 1
+    if args.command == "notify-failure":
+        print(json.dumps(notify_unit_failure(settings, args.unit), sort_keys=True))
+        return 0
     raise AssertionError(args.command)
 
 
