@@ -111,6 +111,9 @@ class Settings:
     drill_database_url: str | None = None
     notify_webhook_url: str | None = None
     offsite: OffsiteSettings | None = None
+    # A checksum of every table's contents in the manifest (taken in the dump's snapshot), checked by compare and
+    # the drills; off, they compare row counts only.
+    table_checksums: bool = True
     # The offsite target once opened (its key checked): one per run, see require_offsite().
     offsite_target: Offsite | None = field(default=None, repr=False)
 
@@ -227,6 +230,7 @@ def load_settings(env_file: str | None) -> Settings:
             drill_database_url=values.get("BACKUP_DRILL_DATABASE_URL") or None,
             notify_webhook_url=values.get("NOTIFY_WEBHOOK_URL") or None,
             offsite=_offsite_settings(values, retention_days, retention_min_count),
+            table_checksums=values.get("BACKUP_TABLE_CHECKSUMS", "true").strip().lower() in _TRUE,
         )
     except ValueError as exc:
         raise BackupError(f"a numeric BACKUP_*/OFFSITE_* setting is not a number: {exc}") from exc
@@ -378,16 +382,81 @@ def _quoted_list(values: tuple[str, ...]) -> str:
     return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
 
 
-def table_row_counts(session: PsqlSession, schemas: tuple[str, ...]) -> dict[str, int]:
-    """Exact count(*) of every table in the schemas, in the session's snapshot, in one query."""
+# A table's contents as one number: the sum over its rows of the first 64 bits of md5(the row as text). One pass, no
+# sort, the same whatever the rows' order; the row counts ride along in the same scan. The text form of a value
+# depends on a few session settings, fixed here so that any server prints the same rows the same way.
+CHECKSUM_KIND = "sum64-md5-row-text-v1"
+_CHECKSUM_SESSION = (
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET bytea_output = 'hex'",
+    "SET lc_monetary = 'C'",
+)
+
+
+@dataclass(frozen=True)
+class TableContents:
+    """Every table's row count and, when taken, its checksum (CHECKSUM_KIND), in one snapshot."""
+
+    counts: dict[str, int]
+    checksums: dict[str, str] | None
+
+
+def table_contents(session: PsqlSession, schemas: tuple[str, ...], checksums: bool) -> TableContents:
+    """count(*) (and the checksum) of every table in the schemas, in the session's snapshot, in one query."""
+    inner = (
+        "'SELECT count(*) AS c, coalesce(sum((''x'' || left(md5(t::text), 16))::bit(64)::bigint), 0) AS s FROM %I.%I t'"
+        if checksums
+        else "'SELECT count(*) AS c, NULL AS s FROM %I.%I'"
+    )
+    if checksums:
+        for statement in _CHECKSUM_SESSION:
+            session.query(statement)
     rows = session.query(
-        "SELECT format('%I.%I', n.nspname, c.relname),"
-        " (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),"
-        " false, true, '')))[1]::text::bigint"
-        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "SELECT format('%I.%I', n.nspname, c.relname), (xpath('/row/c/text()', x))[1]::text,"
+        " coalesce((xpath('/row/s/text()', x))[1]::text, '')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
+        f" LATERAL query_to_xml(format({inner}, n.nspname, c.relname), false, true, '') x"
         f" WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY({_quoted_list(schemas)}) ORDER BY 1"
     )
-    return {name: int(count) for name, count in rows}
+    return TableContents(
+        counts={name: int(count) for name, count, _ in rows},
+        checksums={name: digest for name, _, digest in rows} if checksums else None,
+    )
+
+
+def manifest_contents(manifest: dict[str, Any]) -> TableContents:
+    """What a manifest recorded; checksums only when taken the way this tool takes them."""
+    checksums = manifest.get("table_checksums") if manifest.get("checksum_kind") == CHECKSUM_KIND else None
+    return TableContents(counts=manifest.get("row_counts", {}), checksums=checksums)
+
+
+def content_mismatches(expected: TableContents, found: TableContents, verb: str = "") -> list[str]:
+    """Tables whose row count, or else contents, differ from the manifest's (`verb`: "restored " in a drill)."""
+    mismatches = []
+    sums_expected, sums_found = expected.checksums or {}, found.checksums or {}
+    for table in sorted(set(expected.counts) | set(found.counts)):
+        rows = found.counts.get(table)
+        if rows != expected.counts.get(table):
+            mismatches.append(f"{table}: {verb}{rows} rows, the manifest says {expected.counts.get(table)}")
+        elif (
+            expected.checksums is not None
+            and found.checksums is not None
+            and sums_found.get(table) != sums_expected.get(table)
+        ):
+            mismatches.append(
+                f"{table}: {verb}{rows} rows as the manifest says, but other contents "
+                f"(checksum {sums_found.get(table)}, the manifest says {sums_expected.get(table)})"
+            )
+    return mismatches
+
+
+def compared(expected: TableContents, found: TableContents) -> dict[str, int]:
+    """How much was compared: tables by row count, and by checksum when both sides have them."""
+    both = expected.checksums is not None and found.checksums is not None
+    return {"tables_compared": len(expected.counts), "checksums_compared": len(expected.checksums or {}) if both else 0}
 
 
 def migration_head(session: PsqlSession) -> dict[str, Any] | None:
@@ -882,8 +951,8 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
         progress(f"pg_dump of {database.dbname} ({_human(table_bytes)} of tables) into {partial.name}")
         dump = PgDump(settings, database, snapshot, partial)
         try:
-            # The counts run in the exporting transaction, so they see exactly the rows pg_dump writes.
-            row_counts = table_row_counts(session, settings.schemas)
+            # The counts and checksums run in the exporting transaction, so they see exactly the rows pg_dump writes.
+            contents = table_contents(session, settings.schemas, settings.table_checksums)
             head = migration_head(session)
             dump.wait()
         except BackupError as exc:
@@ -918,7 +987,12 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
             "sha256": digest,
             "toc_entries": entries,
             "migration_head": head,
-            "row_counts": row_counts,
+            "row_counts": contents.counts,
+            **(
+                {"table_checksums": contents.checksums, "checksum_kind": CHECKSUM_KIND}
+                if contents.checksums is not None
+                else {}
+            ),
             "duration_s": round(time.monotonic() - started, 3),
             "verification": {
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1000,24 +1074,26 @@ def verify(settings: Settings, backup: Backup, restore_drill: bool) -> dict[str,
 
 
 def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """Restore into a new scratch database, count every table, drop it again."""
+    """Restore into a new scratch database, count (and checksum) every table, drop it again."""
     target_url = settings.drill_database_url or settings.database_url
     database = Database.from_url(target_url)
     production = Database.from_url(settings.database_url)
     scratch = f"wf_drill_{backup.backup_id.replace('-', '_')[7:]}_{secrets.token_hex(3)}"
     started = time.monotonic()
     progress(f"restore drill: {backup.backup_id} into scratch database {scratch}")
+    expected = manifest_contents(backup.manifest)
     schemas = tuple(backup.manifest.get("schemas", settings.schemas))
-    counts = restore_and_count(settings, database, database.dbname, scratch, backup.archive, schemas, marked=False)
-    expected = backup.manifest.get("row_counts", {})
+    found = restore_and_measure(
+        settings, database, database.dbname, scratch, backup.archive, schemas, expected, marked=False
+    )
     return {
         "scratch_database": scratch,
         "server": f"{database.host}:{database.port}",
         "same_server_as_production": (database.host, database.port) == (production.host, production.port),
-        "tables_compared": len(expected),
-        "rows_restored": sum(counts.values()),
+        **compared(expected, found),
+        "rows_restored": sum(found.counts.values()),
         "duration_s": round(time.monotonic() - started, 3),
-        "mismatches": count_mismatches(expected, counts),
+        "mismatches": content_mismatches(expected, found, "restored "),
     }
 
 
@@ -1025,17 +1101,19 @@ def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, 
 _DRILL_MARK = "weddingflo-backup restore drill scratch database"
 
 
-def restore_and_count(
+def restore_and_measure(
     settings: Settings,
     server: Database,
     admin_dbname: str,
     scratch: str,
     archive: Path,
     schemas: tuple[str, ...],
+    expected: TableContents,
     *,
     marked: bool,
-) -> dict[str, int]:
-    """Create `scratch` on `server`, restore the archive into it, count every table, drop it again.
+) -> TableContents:
+    """Create `scratch` on `server`, restore the archive into it, count every table (and checksum it when the
+    manifest has checksums), drop it again.
 
     marked: the scratch database has a fixed name (the drill's): recreate it only when a drill made it.
     """
@@ -1061,21 +1139,13 @@ def restore_and_count(
             _pg_restore(settings, server, scratch, archive, clean=False, jobs=2, single_transaction=False)
             check = connect(settings, server, scratch)
             try:
-                return table_row_counts(check, schemas)
+                return table_contents(check, schemas, checksums=expected.checksums is not None)
             finally:
                 check.close()
         finally:
             admin.query(f'DROP DATABASE IF EXISTS "{quoted}" WITH (FORCE)')
     finally:
         admin.close()
-
-
-def count_mismatches(expected: dict[str, int], counts: dict[str, int]) -> list[str]:
-    return [
-        f"{table}: restored {counts.get(table)} rows, the manifest says {expected.get(table)}"
-        for table in sorted(set(expected) | set(counts))
-        if counts.get(table) != expected.get(table)
-    ]
 
 
 # The public schema exists in every database (and on Supabase holds more than the app's tables):
@@ -1216,29 +1286,27 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
 
 
 def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """The live database against the backup's manifest: Drizzle's migration head and every table's row count."""
+    """The live database against the backup's manifest: Drizzle's migration head, every table's row count and,
+    when the manifest has them, every table's checksum."""
+    expected = manifest_contents(backup.manifest)
     database = Database.from_url(settings.database_url)
     session = connect(settings, database)
     try:
         session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        counts = table_row_counts(session, tuple(backup.manifest.get("schemas", settings.schemas)))
+        schemas = tuple(backup.manifest.get("schemas", settings.schemas))
+        found = table_contents(session, schemas, checksums=expected.checksums is not None)
         head = migration_head(session)
         session.query("COMMIT")
     finally:
         session.close()
-    expected = backup.manifest.get("row_counts", {})
-    mismatches = [
-        f"{table}: {counts.get(table)} rows, the manifest says {expected.get(table)}"
-        for table in sorted(set(expected) | set(counts))
-        if counts.get(table) != expected.get(table)
-    ]
+    mismatches = content_mismatches(expected, found)
     if head != backup.manifest.get("migration_head"):
         mismatches.append(f"migration head {head}, the manifest says {backup.manifest.get('migration_head')}")
     return {
         "id": backup.backup_id,
         "result": "failed" if mismatches else "ok",
         "mismatches": mismatches,
-        "tables_compared": len(expected),
+        **compared(expected, found),
         "migration_head": head,
     }
 
@@ -1929,7 +1997,7 @@ def same_database(one: Database, other: Database) -> bool:
 
 def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
     """The scheduled restore drill: the newest offsite backup, downloaded and checked, restored into the scratch
-    database, every table counted against the manifest, the scratch database dropped again."""
+    database, every table's row count and checksum compared with the manifest, the scratch database dropped again."""
     if not settings.drill_database_url:
         raise BackupError(
             "BACKUP_DRILL_DATABASE_URL is not set: the drill restores into a scratch database of its own "
@@ -1950,7 +2018,7 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
         raise BackupError(f"there is no offsite backup to drill on ({offsite.describe()})")
     backup = copies[0] if backup_id in (None, "latest") else find_backup(catalogue_dir(settings), str(backup_id))
     findings: list[str] = []
-    counts: dict[str, int] = {}
+    found = TableContents(counts={}, checksums=None)
     # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
     manifest = backup.manifest
     try:
@@ -1976,18 +2044,19 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
                 f"restore drill: {backup.backup_id} into {scratch_db.dbname} at {scratch_db.host}:{scratch_db.port}"
             )
             schemas = tuple(manifest.get("schemas", settings.schemas))
-            counts = restore_and_count(
-                settings, scratch_db, "postgres", scratch_db.dbname, archive, schemas, marked=True
+            expected = manifest_contents(manifest)
+            found = restore_and_measure(
+                settings, scratch_db, "postgres", scratch_db.dbname, archive, schemas, expected, marked=True
             )
-            findings += count_mismatches(manifest.get("row_counts", {}), counts)
+            findings += content_mismatches(expected, found, "restored ")
     return {
         "id": backup.backup_id,
         "result": "failed" if findings else "ok",
         "kind": "offsite-restore-drill",
         "findings": findings,
         "scratch_database": f"{scratch_db.host}:{scratch_db.port}/{scratch_db.dbname} (dropped)",
-        "tables_compared": len(manifest.get("row_counts", {})),
-        "rows_restored": sum(counts.values()),
+        **compared(manifest_contents(manifest), found),
+        "rows_restored": sum(found.counts.values()),
         "duration_s": round(time.monotonic() - started, 3),
         "at": _now_iso(),
     }

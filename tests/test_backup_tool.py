@@ -16,9 +16,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from backup_helpers import final_files, run_tool, tool_env
+from backup_helpers import final_files, load_tool_module, row_checksums, run_tool, tool_env
 from conftest import SandboxHandle, start_sandbox, stop_sandbox
 from wfops.pgcluster import PostgresCluster, free_port, server_bindir
+
+tool = load_tool_module()
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,10 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     assert restored.returncode == 0, restored.stderr
     with psycopg2.connect(_other_database_url(box.ops_url, "restored_check")) as connection:
         assert _counts(connection, list(manifest["row_counts"])) == manifest["row_counts"]
+    # Every table's checksum, computed here from the restored rows, is the manifest's.
+    assert manifest["checksum_kind"] == tool.CHECKSUM_KIND
+    restored_sums = row_checksums(_other_database_url(box.ops_url, "restored_check"), tool._CHECKSUM_SESSION)
+    assert restored_sums == manifest["table_checksums"] and set(restored_sums) == set(manifest["row_counts"])
     with admin.cursor() as cursor:
         cursor.execute("DROP DATABASE restored_check WITH (FORCE)")
 
@@ -116,6 +122,7 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     report = json.loads(drill.stdout)
     assert report["result"] == "ok" and report["findings"] == []
     assert report["drill"]["tables_compared"] == len(manifest["row_counts"])
+    assert report["drill"]["checksums_compared"] == len(manifest["row_counts"])
     assert report["drill"]["rows_restored"] == sum(manifest["row_counts"].values())
     with admin.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'wf_drill_%'")
@@ -316,6 +323,8 @@ def test_row_counts_come_from_the_dumps_own_snapshot_and_no_password_is_in_any_p
         cursor.execute("SELECT count(*) FROM guests")
         assert cursor.fetchone()[0] == 3005
         cursor.execute("DELETE FROM guests WHERE first_name = 'late'")
+    # The checksums too are the snapshot's: the live database, back to what it held then, has the same ones.
+    assert row_checksums(box.ops_url, tool._CHECKSUM_SESSION) == manifest["table_checksums"]
     drill = run_tool(env, "verify", manifest["id"], "--restore-drill")
     assert json.loads(drill.stdout)["result"] == "ok", drill.stdout
     everything = stdout + stderr + drill.stdout + drill.stderr + run_tool(env, "list").stdout
@@ -492,6 +501,20 @@ def test_restore_brings_back_the_backed_up_rows_in_one_transaction(tmp_path: Pat
             assert cursor.fetchone()[0] == 500
             cursor.execute("SELECT count(*) FROM clients WHERE guest_count = -1")
             assert cursor.fetchone()[0] == 0
+        compared = json.loads(run_tool(env, "compare", backup["id"]).stdout)
+        assert compared["result"] == "ok" and compared["checksums_compared"] == compared["tables_compared"] > 5
+        # Same row counts, one value changed: only the checksum sees it.
+        with handle.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE clients SET guest_count = guest_count + 1 WHERE id IN (SELECT id FROM clients LIMIT 1)"
+            )
+        changed = run_tool(env, "compare", backup["id"])
+        mismatches = json.loads(changed.stdout)["mismatches"]
+        assert changed.returncode == 1 and len(mismatches) == 1, changed.stdout
+        assert (
+            mismatches[0].startswith("public.clients: ")
+            and "rows as the manifest says, but other contents" in (mismatches[0])
+        )
         unknown = run_tool(env, "restore", "backup-19990101-000000", "--dbname", "weddingflo")
         assert unknown.returncode == 1 and "no backup 'backup-19990101-000000'" in unknown.stderr
     finally:

@@ -377,6 +377,7 @@ def test_the_drill_passes_on_a_good_backup_and_fails_on_a_corrupted_one(host: Ho
 
     assert passed["id"] == backup_id and passed["result"] == "ok", passed
     assert passed["tables_compared"] > 5 and passed["rows_restored"] > 500
+    assert passed["checksums_compared"] == passed["tables_compared"], "contents compared, not only counts"
     assert "wf_drill_scratch" not in _databases(host.box)
     metrics = host.metrics()
     assert metrics["weddingflo_backup_drill_last_result"] == "1"
@@ -404,6 +405,18 @@ def test_the_drill_passes_on_a_good_backup_and_fails_on_a_corrupted_one(host: Ho
     ]
     assert host.metrics()["weddingflo_backup_drill_last_result"] == "0"
     assert "wf_drill_scratch" not in _databases(host.box)
+
+    # The counts right, one table's contents not (a dump that wrote other values): the checksum shows it.
+    manifest["row_counts"][table] -= 1
+    manifest["table_checksums"][table] = "12345"
+    lying.write_text(json.dumps(manifest))
+    host.offsite().upload(lying, f"{backup_id}.json")
+    code, out, _ = host.tool("drill", **drill_env)
+    assert code == 1 and json.loads(out)["findings"] == [
+        f"{table}: restored {manifest['row_counts'][table]} rows as the manifest says, but other contents (checksum "
+        f"{json.loads((host.backup_dir / f'{backup_id}.json').read_text())['table_checksums'][table]}, the manifest "
+        "says 12345)"
+    ], out
 
     encrypted = host.sftp.largest(host.offsite_path)
     _flip_a_byte(encrypted, encrypted.stat().st_size // 3)
