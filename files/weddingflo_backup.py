@@ -1597,8 +1597,9 @@ class Offsite:
         if write:
             self._write_key_check()
             progress(
-                f"{'adopted' if others else 'set up'} {self.describe()}: wrote its key check "
-                f"({others} file(s) there open with this key)"
+                f"adopted {self.describe()}: its {others} file(s) open with this key; wrote its key check"
+                if others
+                else f"set up {self.describe()}: the target was empty; wrote its key check"
             )
         self.key_check = ("adopted" if others else "created") if write else ("readable" if others else "empty")
         return self.key_check

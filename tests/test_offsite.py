@@ -23,7 +23,7 @@ import psycopg2
 import pytest
 import yaml
 
-from backup_helpers import final_files, load_tool_module, run_tool, tool_env
+from backup_helpers import final_files, load_tool_module, row_checksums, run_tool, tool_env
 from conftest import REPO, VENV_BIN, SandboxHandle, start_sandbox, stop_sandbox
 from loopback_sshd import user_exists
 from offsite_helpers import CRYPT_PASSWORD, CRYPT_SALT, KEY_CHECK_FILE, SFTP_USER, SftpTarget, sftp_target
@@ -473,14 +473,17 @@ def _as_user(user: str, tool_path: Path, env_file: Path, *args: str) -> subproce
     )
 
 
-def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite_backups(
+def test_recover_host_following_the_docs_ends_with_every_table_as_its_manifest_says(
     host: Host, recover_user: str, tmp_path: Path
 ) -> None:
+    """docs/disaster-recovery.md, "The host is gone": prepare the new host from the vault (a wrong key is refused),
+    choose a backup by its verified state, restore it, prove every table's contents equal the manifest's."""
     release = host.backup("--reason", "release", "--release-ref", "r-lost")
     scheduled = host.backup("--reason", "scheduled")
     for backup_id in (release, scheduled):
         host.ok("offsite", "copy", backup_id)
     shutil.rmtree(host.backup_dir)  # the old host is gone, and every backup on it
+    target_before = host.sftp.snapshot(host.offsite_path)
 
     # The empty host: a fresh directory tree (its /etc, /usr/local, /var) and a system user that does not exist yet.
     prefix = Path(tempfile.mkdtemp(prefix="wfops-recover-", dir="/tmp"))
@@ -496,16 +499,17 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         "backup_group": recover_user,
         "backup_manage_user": True,
         "backup_become": True,
-        "backup_schedule_enabled": True,
         "backup_pg_bindir": str(server_bindir()),
     }
     inventory.write_text(yaml.safe_dump({"local": {"children": {"weddingflo": {"hosts": {"newhost": host_vars}}}}}))
+    # The database is gone too: the new one is empty.
+    recovered_url = _database(host.box, "recovered")
     # What the vault holds, and nothing else from the old host.
     vault = tmp_path / "vault.yml"
     vault.write_text(
         yaml.safe_dump(
             {
-                "backup_database_url": _database(host.box, "recovered"),
+                "backup_database_url": recovered_url,
                 "backup_offsite_remote": {
                     "type": "sftp",
                     "host": "127.0.0.1",
@@ -523,8 +527,10 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         )
     )
     vault.chmod(0o600)
+    catalogue = prefix / "var/backups/weddingflo/offsite"
 
     def recover(*extra: str) -> subprocess.CompletedProcess[str]:
+        # The switches as an operator types them: `-e key=value`, so every value is a string ("true").
         return subprocess.run(
             [
                 str(VENV_BIN / "ansible-playbook"),
@@ -533,27 +539,55 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
                 "playbooks/recover-host.yml",
                 "-e",
                 f"@{vault}",
+                "-e",
+                "backup_schedule_enabled=true",
                 *extra,
             ],
             cwd=REPO,
-            env={**host.box.env, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"},
+            env={
+                **{k: v for k, v in host.box.env.items() if k != "ANSIBLE_SHOW_CUSTOM_STATS"},
+                "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+                "ANSIBLE_NOCOLOR": "1",
+            },
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
         )
 
+    def summary(run: subprocess.CompletedProcess[str]) -> str:
+        """The play's last words, as the default callback prints them (YAML, wrapped)."""
+        task = run.stdout.split("TASK [backup : Show what the host can restore]")[-1]
+        result = task.split("=>", 1)[1].split("\n\n", 1)[0]
+        return yaml.safe_load(result)["msg"]
+
     try:
         dry = recover("--check")
         assert dry.returncode == 0, dry.stdout[-3000:]
         assert list(prefix.iterdir()) == [] and not user_exists(recover_user), "a check run changes nothing"
-        first = recover()
+
+        # Step 1, with the key mistyped: refused in one sentence, and nothing catalogued or written offsite.
+        for wrong in ("backup_offsite_crypt_password=wrong-password", "backup_offsite_crypt_salt=wrong-salt"):
+            refused = recover("-e", wrong, "-e", "recover_verify_offsite=true")
+            assert refused.returncode != 0, refused.stdout[-3000:]
+            assert "the offsite key does not fit sftp://127.0.0.1/" in refused.stdout, refused.stdout[-3000:]
+            assert "offsite backups restorable" not in refused.stdout
+            assert not list(catalogue.glob("*.json")) and host.sftp.snapshot(host.offsite_path) == target_before
+            assert wrong.split("=")[1] not in refused.stdout + refused.stderr
+
+        # Step 1: the host from the vault; every copy downloaded once and checked.
+        first = recover("-e", "recover_verify_offsite=true")
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+        assert summary(first) == (
+            f"2 offsite backups restorable from sftp://127.0.0.1/store/{host.offsite_path} (encrypted); newest "
+            f"{scheduled} ({_created_at(catalogue, scheduled)}, scheduled); 2 verified, 0 unverified, 0 MISMATCH"
+        )
         again = recover()
         assert again.returncode == 0 and re.search(r"newhost\s*: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
             -1500:
         ]
-        assert CRYPT_PASSWORD not in first.stdout + again.stdout
+        assert "2 verified, 0 unverified (-e recover_verify_offsite=true checks them all)" in summary(again)
+        assert CRYPT_PASSWORD not in first.stdout + again.stdout and CRYPT_SALT not in first.stdout + again.stdout
 
         tool_path = prefix / "usr/local/bin/weddingflo-backup"
         env_file = prefix / "etc/weddingflo-backup/backup.env"
@@ -566,18 +600,24 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         assert "offsite copy latest" in (units / "weddingflo-backup.service").read_text()
         assert "OnCalendar=Sun *-*-* 05:30:00" in (units / "weddingflo-backup-drill.timer").read_text()
 
+        # Step 2: choose a backup; each copy's state says whether it was checked.
         listed = _as_user(recover_user, tool_path, env_file, "list", "--json")
         assert listed.returncode == 0, listed.stderr
         rows = {row["id"]: row for row in json.loads(listed.stdout)}
         assert set(rows) == {release, scheduled}
         assert all(row["locations"] == ["offsite"] for row in rows.values())
+        assert {row["offsite"]["verification"] for row in rows.values()} == {"verified"}
         assert rows[release]["release_ref"] == "r-lost"
 
+        # Step 3: restore it and compare; every table's rows and contents are the manifest's.
         restored = _as_user(recover_user, tool_path, env_file, "restore", release, "--dbname", "recovered")
         assert restored.returncode == 0, restored.stderr
         compared = _as_user(recover_user, tool_path, env_file, "compare", release)
         assert compared.returncode == 0, compared.stdout + compared.stderr
-        assert json.loads(compared.stdout)["result"] == "ok"
+        result = json.loads(compared.stdout)
+        assert result["result"] == "ok" and result["checksums_compared"] == result["tables_compared"] > 5, result
+        manifest = json.loads((catalogue / f"{release}.json").read_text())
+        assert row_checksums(recovered_url, tool._CHECKSUM_SESSION) == manifest["table_checksums"]
         verified = _as_user(recover_user, tool_path, env_file, "verify", scheduled)
         assert verified.returncode == 0 and json.loads(verified.stdout)["result"] == "ok", verified.stderr
 
@@ -612,8 +652,16 @@ def test_recover_host_on_an_empty_host_ends_able_to_list_and_restore_the_offsite
         assert "weddingflo_backup_last_run_success 1" in metrics
         assert "weddingflo_backup_offsite_last_result 0" in metrics
         assert _ids_offsite(host) == {release, scheduled}
+
+        # The new host now holds a backup of its own that is not offsite: the summary counts offsite copies only.
+        assert len(json.loads(_as_user(recover_user, tool_path, env_file, "list", "--json", "--cached").stdout)) == 3
+        assert summary(recover()).startswith("2 offsite backups restorable from ")
     finally:
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def _created_at(catalogue: Path, backup_id: str) -> str:
+    return json.loads((catalogue / f"{backup_id}.json").read_text())["created_at"]
 
 
 def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> None:
@@ -635,6 +683,14 @@ def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> 
         drill = summary["phases"][0]
         assert passed.returncode == 0 and drill["name"] == "drill" and drill["status"] == "ok", passed.stderr[-2000:]
         assert drill["result"]["id"] == backup_id and drill["result"]["tables_compared"] > 5
+        assert "tables match the manifest (row counts and contents)" in drill["result"]["summary"]
+        # `wfops backups`: the sandbox host has no backup of its own; the offsite copy the drill checked is there.
+        shown = host.box.wfops("backups", "--env", "local")
+        assert shown.returncode == 0, shown.stderr[-2000:]
+        assert shown.stdout.splitlines()[0].split() == [
+            *("id", "created", "(UTC)", "reason", "size", "where", "local", "offsite", "release")
+        ]
+        assert re.search(rf"^{backup_id} .* offsite +not here +verified *$", shown.stdout, re.MULTILINE), shown.stdout
 
         encrypted = host.sftp.largest(host.offsite_path)
         _flip_a_byte(encrypted, encrypted.stat().st_size // 2)
@@ -642,6 +698,8 @@ def test_wfops_run_drill_runs_one_drill_on_demand_and_reports_it(host: Host) -> 
         drill = json.loads(failed.stdout)["phases"][0]
         assert failed.returncode != 0 and drill["status"] == "failed", failed.stdout[-2000:]
         assert f"the offsite copy of {backup_id} is corrupt (MISMATCH)" in drill["result"]["summary"]
+        shown = json.loads(host.box.wfops("backups", "--env", "local", "--json").stdout)["backups"]
+        assert [(row["id"], row["offsite"]["verification"]) for row in shown] == [(backup_id, "MISMATCH")]
         assert CRYPT_PASSWORD not in passed.stdout + passed.stderr + failed.stdout + failed.stderr
     finally:
         for name in ("offsite.json", "offsite_crypt_password", "offsite_crypt_salt", "drill_database_url"):

@@ -195,7 +195,7 @@ def _admin(args: argparse.Namespace) -> int:
     elif args.command == "history":
         print(render_history(report.get("history") or []))
     else:
-        print(render_backups(report.get("backups") or []))
+        print(render_backups(report.get("backups") or [], report.get("notes") or []))
     return EXIT_OK
 
 
