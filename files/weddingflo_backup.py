@@ -87,7 +87,10 @@ class RcloneError(BackupError):
     @property
     def authentication_failed(self) -> bool:
         """crypt could not authenticate what it read: a wrong key, or (once the key check passed) damaged bytes.
-        A short file read with the wrong key ends in `unexpected EOF` instead of the block message."""
+
+        A file's last block is short: when it fails authentication, rclone reports the short read (`unexpected EOF`)
+        instead of the block message. A connection cut mid-transfer could read the same, but rclone retries the
+        whole transfer (OFFSITE_RETRIES, 3) before it gives up, and only then is the copy called damaged."""
         return any(sign in self.line for sign in ("failed to authenticate decrypted block", "unexpected EOF"))
 
 

@@ -292,8 +292,18 @@ def test_a_byte_flipped_in_a_remote_archive_shows_mismatch_with_rclones_whole_li
     assert rows[damaged]["offsite"]["problem"] == finding
     assert re.search(rf"{damaged}.*MISMATCH", host.ok("list"))
 
+    # A byte flipped in an archive's last (short) block: rclone reports the short read, still a MISMATCH.
+    tail = host.backup()
+    before = set(host.sftp.copies(host.offsite_path))
+    host.ok("offsite", "copy", tail, "--no-prune")
+    tail_archive = max(set(host.sftp.copies(host.offsite_path)) - before, key=lambda p: p.stat().st_size)
+    _flip_a_byte(tail_archive, tail_archive.stat().st_size - 5)
+
     code, out, _ = host.tool("offsite", "verify")
-    assert code == 1 and {r["id"]: r["result"] for r in json.loads(out)} == {damaged: "failed", good: "ok"}
+    results = {r["id"]: r for r in json.loads(out)}
+    assert code == 1 and {i: r["result"] for i, r in results.items()} == {damaged: "failed", good: "ok", tail: "failed"}
+    assert results[tail]["findings"][0].endswith("(rclone: Failed to copyto: unexpected EOF)"), results[tail]
+    assert host.listing()[tail]["offsite"]["verification"] == "MISMATCH"
 
 
 def _ids_offsite(host: Host) -> set[str]:
@@ -726,3 +736,19 @@ def test_configuration_errors_and_passwords_reach_rclone_only_obscured() -> None
         env["RCLONE_CONFIG"] == os.devnull
         and env["RCLONE_CONFIG_WFOFFSITECRYPT_REMOTE"] == "wfoffsite:weddingflo-backups"
     )
+
+
+def test_the_tools_help_names_every_offsite_command() -> None:
+    shown = subprocess.run(
+        ["/usr/bin/python3", str(REPO / "files" / "weddingflo_backup.py"), "--help"], capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    for usage in (
+        "list [--json] [--cached]",
+        "verify ID --offsite",
+        "offsite verify [ID ...]",
+        "offsite key-check",
+        "notify-failure UNIT",
+        "weddingflo-keycheck.bin",
+    ):
+        assert usage in shown.stdout, usage
