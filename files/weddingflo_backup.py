@@ -390,6 +390,8 @@ def _quoted_list(values: tuple[str, ...]) -> str:
 # depends on a few session settings, fixed here so that any server prints the same rows the same way.
 CHECKSUM_KIND = "sum64-md5-row-text-v1"
 _CHECKSUM_SESSION = (
+    # A restore's own session runs with an empty search_path (pg_restore sets it): the same for every session.
+    "SET search_path = pg_catalog",
     "SET TimeZone = 'UTC'",
     "SET DateStyle = 'ISO, YMD'",
     "SET IntervalStyle = 'postgres'",
@@ -407,27 +409,35 @@ class TableContents:
     checksums: dict[str, str] | None
 
 
-def table_contents(session: PsqlSession, schemas: tuple[str, ...], checksums: bool) -> TableContents:
-    """count(*) (and the checksum) of every table in the schemas, in the session's snapshot, in one query."""
+def _contents_sql(schemas: tuple[str, ...], checksums: bool) -> str:
+    """One query: a row (table, count, checksum or '') per table of the schemas."""
     inner = (
         "'SELECT count(*) AS c, coalesce(sum((''x'' || left(md5(t::text), 16))::bit(64)::bigint), 0) AS s FROM %I.%I t'"
         if checksums
         else "'SELECT count(*) AS c, NULL AS s FROM %I.%I'"
     )
-    if checksums:
-        for statement in _CHECKSUM_SESSION:
-            session.query(statement)
-    rows = session.query(
+    return (
         "SELECT format('%I.%I', n.nspname, c.relname), (xpath('/row/c/text()', x))[1]::text,"
         " coalesce((xpath('/row/s/text()', x))[1]::text, '')"
         " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
         f" LATERAL query_to_xml(format({inner}, n.nspname, c.relname), false, true, '') x"
         f" WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY({_quoted_list(schemas)}) ORDER BY 1"
     )
+
+
+def _contents_from_rows(rows: list[list[str]], checksums: bool) -> TableContents:
     return TableContents(
         counts={name: int(count) for name, count, _ in rows},
         checksums={name: digest for name, _, digest in rows} if checksums else None,
     )
+
+
+def table_contents(session: PsqlSession, schemas: tuple[str, ...], checksums: bool) -> TableContents:
+    """count(*) (and the checksum) of every table in the schemas, in the session's snapshot, in one query."""
+    if checksums:
+        for statement in _CHECKSUM_SESSION:
+            session.query(statement)
+    return _contents_from_rows(session.query(_contents_sql(schemas, checksums)), checksums)
 
 
 def manifest_contents(manifest: dict[str, Any]) -> TableContents:
@@ -462,22 +472,27 @@ def compared(expected: TableContents, found: TableContents) -> dict[str, int]:
     return {"tables_compared": len(expected.counts), "checksums_compared": len(expected.checksums or {}) if both else 0}
 
 
+# One query, also where the table may not exist (the restore's own transaction): '' fields when it does not.
+_MIGRATION_HEAD_SQL = (
+    "SELECT coalesce((xpath('/row/n/text()', x))[1]::text, ''), coalesce((xpath('/row/c/text()', x))[1]::text, ''),"
+    " coalesce((xpath('/row/h/text()', x))[1]::text, '')"
+    " FROM (SELECT CASE WHEN to_regclass('drizzle.__drizzle_migrations') IS NOT NULL THEN query_to_xml("
+    "'SELECT count(*) AS n, (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
+    " LIMIT 1) AS c, (SELECT hash FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC LIMIT 1) AS h"
+    " FROM drizzle.__drizzle_migrations', false, true, '') END AS x) AS head"
+)
+
+
+def _migration_head_from_row(row: list[str]) -> dict[str, Any] | None:
+    count, created_at, digest = row
+    if not count:
+        return None
+    return {"applied": int(count), "created_at": int(created_at) if created_at else None, "hash": digest or None}
+
+
 def migration_head(session: PsqlSession) -> dict[str, Any] | None:
     """Drizzle's newest applied migration (created_at = the journal's `when`) and how many there are."""
-    exists = session.query("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL")
-    if exists[0][0] != "t":
-        return None
-    rows = session.query(
-        "SELECT count(*), (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
-        " LIMIT 1), (SELECT hash FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC LIMIT 1)"
-        " FROM drizzle.__drizzle_migrations"
-    )
-    count, created_at, digest = rows[0]
-    return {
-        "applied": int(count),
-        "created_at": int(created_at) if created_at else None,
-        "hash": digest or None,
-    }
+    return _migration_head_from_row(session.query(_MIGRATION_HEAD_SQL)[0])
 
 
 # --------------------------------------------------------------------------- archives and manifests
@@ -1189,6 +1204,38 @@ def _drop_tables_sql(list_file: Path, lock_timeout: str) -> str:
     return "\n".join(statements) + "\n"
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the restore's own transaction found before it committed: no other session's write can be in it."""
+
+    contents: TableContents
+    migration_head: dict[str, Any] | None
+
+
+_MEASURE_MARK = "__weddingflo_backup_measure__"
+
+
+def _measure_script(schemas: tuple[str, ...], checksums: bool) -> str:
+    """psql input that prints the contents and the migration head between marks (unaligned, tab-separated)."""
+    settings = [f"{statement};" for statement in _CHECKSUM_SESSION] if checksums else []
+    return "\n".join(
+        [
+            *settings,
+            f"\\echo {_MEASURE_MARK}",
+            _contents_sql(schemas, checksums) + ";",
+            f"\\echo {_MEASURE_MARK}",
+            _MIGRATION_HEAD_SQL + ";",
+            "",
+        ]
+    )
+
+
+def _measured_from(output: str, checksums: bool) -> Measured:
+    _, contents, head = output.split(_MEASURE_MARK + "\n")
+    rows = [line.split("\t") for line in contents.splitlines() if line]
+    return Measured(_contents_from_rows(rows, checksums), _migration_head_from_row(head.splitlines()[0].split("\t")))
+
+
 def _pg_restore(
     settings: Settings,
     database: Database,
@@ -1199,7 +1246,10 @@ def _pg_restore(
     jobs: int,
     single_transaction: bool,
     lock_timeout: str = "",
-) -> None:
+    measure: tuple[tuple[str, ...], bool] | None = None,
+) -> Measured | None:
+    """pg_restore into `dbname`. With `measure` (schemas, checksums) and one transaction, the tables are counted (and
+    checksummed) and the migration head read inside that transaction, before it commits."""
     use_list = _restore_list(settings, archive, archive.parent)
     env = _child_env(database, dbname)
     if lock_timeout:
@@ -1209,14 +1259,16 @@ def _pg_restore(
     if clean:
         restore += ["--clean", "--if-exists"]
     psql = [_tool_path(settings, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", dbname]
+    measured_in_transaction = measure is not None and clean and single_transaction
     try:
         if clean and single_transaction:
             # One transaction around the drops and the whole restore: a failure leaves the database as it was.
             result = _restore_through_psql(
                 [*restore, "--file=-", str(archive)],
-                [*psql, "--single-transaction"],
+                [*psql, "--single-transaction", "--no-align", "--tuples-only", "--field-separator=\t"],
                 env,
                 _drop_tables_sql(use_list, lock_timeout),
+                _measure_script(*measure) if measure is not None else "",
             )
         else:
             if clean:
@@ -1239,18 +1291,28 @@ def _pg_restore(
         use_list.unlink(missing_ok=True)
     if result.returncode != 0:
         raise BackupError(f"pg_restore into {dbname} failed: {' '.join(result.stderr.split())[-400:]}")
+    if measured_in_transaction:
+        assert measure is not None
+        return _measured_from(result.stdout, measure[1])
+    return None
 
 
 def _restore_through_psql(
-    restore: list[str], psql: list[str], env: dict[str, str], prelude: str
+    restore: list[str], psql: list[str], env: dict[str, str], prelude: str, postlude: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """pg_restore's SQL, after `prelude`, piped into one psql transaction."""
+    """pg_restore's SQL, between `prelude` and `postlude`, piped into one psql transaction; psql's output returned."""
     reader = subprocess.Popen(restore, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    writer = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    assert reader.stdout is not None and writer.stdin is not None
+    writer = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert reader.stdout is not None and writer.stdin is not None and writer.stdout is not None
+    output: list[bytes] = []
+    # psql prints as it goes (the restore's own SELECTs too): read it meanwhile, or a full pipe would stall it.
+    printed = writer.stdout
+    collector = threading.Thread(target=lambda: output.append(printed.read()), daemon=True)
+    collector.start()
     try:
         writer.stdin.write(prelude.encode())
         shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
+        writer.stdin.write(postlude.encode())
     except BrokenPipeError:
         pass  # psql stopped at the first error; its stderr says which
     finally:
@@ -1258,16 +1320,20 @@ def _restore_through_psql(
             writer.stdin.close()
     psql_errors = writer.stderr.read() if writer.stderr else b""
     writer.wait()
+    collector.join()
     reader.stdout.close()
     reader.wait()
     reader_errors = reader.stderr.read() if reader.stderr else b""
     code = writer.returncode or reader.returncode
     errors = (psql_errors or b"") + reader_errors
-    return subprocess.CompletedProcess(restore, code, "", errors.decode(errors="replace"))
+    return subprocess.CompletedProcess(restore, code, b"".join(output).decode(), errors.decode(errors="replace"))
 
 
 def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
-    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server."""
+    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, then compare it with the
+    manifest (`compare` in the result). In one transaction (jobs 1) the comparison runs inside the restore's own
+    transaction, before it commits, so the app's writes after it cannot make a good restore look wrong; with
+    parallel jobs it runs right after."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
         raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
@@ -1275,7 +1341,8 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
     database.refuse_pooler()
     started = time.monotonic()
     progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
-    _pg_restore(
+    expected = manifest_contents(backup.manifest)
+    measured = _pg_restore(
         settings,
         database,
         dbname,
@@ -1284,16 +1351,40 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
         jobs=jobs,
         single_transaction=jobs <= 1,
         lock_timeout=lock_timeout,
+        measure=(tuple(backup.manifest.get("schemas", settings.schemas)), expected.checksums is not None),
     )
-    return {"id": backup.backup_id, "dbname": dbname, "duration_s": round(time.monotonic() - started, 3)}
+    duration = round(time.monotonic() - started, 3)
+    if measured is None:
+        comparison = compare_with_manifest(settings, backup, dbname)
+    else:
+        comparison = {**_comparison(backup, measured), "when": "inside the restore's transaction"}
+    return {"id": backup.backup_id, "dbname": dbname, "duration_s": duration, "compare": comparison}
 
 
-def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """The live database against the backup's manifest: Drizzle's migration head, every table's row count and,
-    when the manifest has them, every table's checksum."""
+def _comparison(backup: Backup, measured: Measured) -> dict[str, Any]:
+    """What `compare` reports: the measured database against the backup's manifest."""
+    expected = manifest_contents(backup.manifest)
+    mismatches = content_mismatches(expected, measured.contents)
+    if measured.migration_head != backup.manifest.get("migration_head"):
+        mismatches.append(
+            f"migration head {measured.migration_head}, the manifest says {backup.manifest.get('migration_head')}"
+        )
+    return {
+        "id": backup.backup_id,
+        "result": "failed" if mismatches else "ok",
+        "mismatches": mismatches,
+        **compared(expected, measured.contents),
+        "migration_head": measured.migration_head,
+    }
+
+
+def compare_with_manifest(settings: Settings, backup: Backup, dbname: str | None = None) -> dict[str, Any]:
+    """The live database (DATABASE_URL's, or `dbname` on its server) against the backup's manifest: Drizzle's
+    migration head, every table's row count and, when the manifest has them, every table's checksum. Writes made
+    after a restore count as differences: compare a database nobody writes to (or read restore's own compare)."""
     expected = manifest_contents(backup.manifest)
     database = Database.from_url(settings.database_url)
-    session = connect(settings, database)
+    session = connect(settings, database, dbname)
     try:
         session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         schemas = tuple(backup.manifest.get("schemas", settings.schemas))
@@ -1302,16 +1393,7 @@ def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
         session.query("COMMIT")
     finally:
         session.close()
-    mismatches = content_mismatches(expected, found)
-    if head != backup.manifest.get("migration_head"):
-        mismatches.append(f"migration head {head}, the manifest says {backup.manifest.get('migration_head')}")
-    return {
-        "id": backup.backup_id,
-        "result": "failed" if mismatches else "ok",
-        "mismatches": mismatches,
-        **compared(expected, found),
-        "migration_head": head,
-    }
+    return _comparison(backup, Measured(found, head))
 
 
 def changes_since(settings: Settings, since: str, sample: int) -> dict[str, Any]:
@@ -2334,7 +2416,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "restore":
         backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
-        print(json.dumps(restore(settings, backup, args.dbname, args.jobs, args.lock_timeout), sort_keys=True))
+        result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout)
+        print(json.dumps(result, sort_keys=True))
+        if result["compare"]["result"] != "ok":
+            mismatches = "; ".join(result["compare"]["mismatches"])
+            print(
+                f"{TOOL}: {backup.backup_id} was restored into {args.dbname}, but it does not match its manifest: "
+                f"{mismatches}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     if args.command == "compare":
         result = compare_with_manifest(settings, find_any_backup(settings, args.backup_id))

@@ -496,6 +496,10 @@ def test_restore_brings_back_the_backed_up_rows_in_one_transaction(tmp_path: Pat
             cursor.execute("UPDATE clients SET guest_count = -1")
         restored = run_tool(env, "restore", backup["id"], "--dbname", "weddingflo")
         assert restored.returncode == 0, restored.stderr
+        in_restore = json.loads(restored.stdout)["compare"]
+        assert in_restore["when"] == "inside the restore's transaction" and in_restore["result"] == "ok", in_restore
+        assert in_restore["checksums_compared"] == in_restore["tables_compared"] > 5
+        assert in_restore["migration_head"]["applied"] == 23
         with handle.connect() as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM guests")
             assert cursor.fetchone()[0] == 500
@@ -517,5 +521,44 @@ def test_restore_brings_back_the_backed_up_rows_in_one_transaction(tmp_path: Pat
         )
         unknown = run_tool(env, "restore", "backup-19990101-000000", "--dbname", "weddingflo")
         assert unknown.returncode == 1 and "no backup 'backup-19990101-000000'" in unknown.stderr
+    finally:
+        stop_sandbox(handle)
+
+
+def test_a_restore_compares_inside_its_own_transaction_so_the_apps_next_writes_do_not_fail_it(tmp_path: Path) -> None:
+    handle = start_sandbox(tmp_path / "live-box", guests=300)
+    stop = threading.Event()
+    writes: list[int] = []
+
+    def app() -> None:
+        """The app keeps writing, as in a rollback without maintenance (blocked while the restore holds its locks)."""
+        connection = psycopg2.connect(handle.ops_url)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not stop.is_set():
+                cursor.execute(
+                    "UPDATE guests SET first_name = first_name || '.' WHERE id IN (SELECT id FROM guests LIMIT 1)"
+                )
+                writes.append(cursor.rowcount)
+                time.sleep(0.02)
+        connection.close()
+
+    try:
+        env = tool_env(handle.ops_url, tmp_path / "b")
+        backup = json.loads(run_tool(env, "create").stdout)
+        writer = threading.Thread(target=app, daemon=True)
+        writer.start()
+        try:
+            restored = run_tool(env, "restore", backup["id"], "--dbname", "weddingflo")
+            time.sleep(0.5)
+            afterwards = run_tool(env, "compare", backup["id"])
+        finally:
+            stop.set()
+            writer.join(timeout=30)
+        assert restored.returncode == 0, restored.stderr
+        assert json.loads(restored.stdout)["compare"]["result"] == "ok", restored.stdout
+        # The same comparison a moment later sees the app's writes: why the restore compares in its transaction.
+        assert afterwards.returncode == 1 and len(writes) > 10, afterwards.stdout
+        assert json.loads(afterwards.stdout)["mismatches"][0].startswith("public.guests: 300 rows as the manifest says")
     finally:
         stop_sandbox(handle)
