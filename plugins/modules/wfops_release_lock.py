@@ -64,6 +64,10 @@ holder:
   description: The holder's record (kind, run_id, ref, env, who, since, age_s, stale).
   type: dict
   returned: always
+description:
+  description: For state=status, who holds the lock in one phrase (empty when it is free).
+  type: str
+  returned: when state is status
 """
 
 import datetime as dt
@@ -73,6 +77,7 @@ import shutil
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wfops_ledger import append_entry
 
 
 def _read(path: Path, stale_after: int) -> dict | None:
@@ -184,17 +189,6 @@ def _thaw(module: AnsibleModule, lock: Path) -> None:
     module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
 
 
-def append_ledger(ledger: Path, entry: dict) -> None:
-    """One JSON line appended in a single write (O_APPEND), flushed to disk."""
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(descriptor, (json.dumps(entry) + "\n").encode())
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -225,7 +219,13 @@ def main() -> None:
     freeze = read_freeze(path)
     run_id = (p["holder"] or {}).get("run_id")
     if p["state"] == "status":
-        module.exit_json(changed=False, held=current is not None, holder=current or {}, freeze=freeze)
+        module.exit_json(
+            changed=False,
+            held=current is not None,
+            holder=current or {},
+            freeze=freeze,
+            description=describe(current) if current else "",
+        )
     if p["state"] == "acquired":
         if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") == "release":
             module.fail_json(
@@ -266,7 +266,7 @@ def main() -> None:
         module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
     # released: the run's ledger line first, so a run that held the lock is always on record
     if p["ledger_path"] and not module.check_mode:
-        append_ledger(Path(p["ledger_path"]), p["ledger_entry"])
+        append_entry(p["ledger_path"], p["ledger_entry"])
     if current is None:
         module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
     if not p["force"] and current.get("run_id") != run_id:
