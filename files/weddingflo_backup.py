@@ -474,8 +474,10 @@ def compared(expected: TableContents, found: TableContents) -> dict[str, int]:
 
 
 # One query, also where the table may not exist (the restore's own transaction): '' fields when it does not.
+# One row always, never a blank line (the session drops those): `none` when Drizzle's table does not exist.
 _MIGRATION_HEAD_SQL = (
-    "SELECT coalesce((xpath('/row/n/text()', x))[1]::text, ''), coalesce((xpath('/row/c/text()', x))[1]::text, ''),"
+    "SELECT coalesce((xpath('/row/n/text()', x))[1]::text, 'none'),"
+    " coalesce((xpath('/row/c/text()', x))[1]::text, ''),"
     " coalesce((xpath('/row/h/text()', x))[1]::text, '')"
     " FROM (SELECT CASE WHEN to_regclass('drizzle.__drizzle_migrations') IS NOT NULL THEN query_to_xml("
     "'SELECT count(*) AS n, (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
@@ -486,7 +488,7 @@ _MIGRATION_HEAD_SQL = (
 
 def _migration_head_from_row(row: list[str]) -> dict[str, Any] | None:
     count, created_at, digest = row
-    if not count:
+    if count == "none":
         return None
     return {"applied": int(count), "created_at": int(created_at) if created_at else None, "hash": digest or None}
 

@@ -132,6 +132,24 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     assert [(b["id"], b["verification"]) for b in listed] == [(result["id"], "ok")]
 
 
+def test_an_empty_database_is_backed_up_as_a_rollbacks_safety_dump_on_a_new_host_takes_it(
+    box: SandboxHandle, backup_dir: Path
+) -> None:
+    """A recovered host's database is new and empty (no tables, no Drizzle bookkeeping): the rollback's safety dump
+    of it, its verification and its count of what a restore would lose must all work."""
+    with contextlib.closing(_admin(box)) as admin, admin.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS wf_empty WITH (FORCE)")
+        cursor.execute("CREATE DATABASE wf_empty")
+    env = tool_env(_other_database_url(box.ops_url, "wf_empty"), backup_dir)
+    created = run_tool(env, "create", "--reason", "pre-rollback", "--release-ref", "before restoring X", "--verify")
+    assert created.returncode == 0, created.stderr
+    manifest = json.loads((backup_dir / f"{json.loads(created.stdout)['id']}.json").read_text())
+    assert (manifest["migration_head"], manifest["row_counts"], manifest["table_checksums"]) == (None, {}, {})
+    assert manifest["verification"]["result"] == "ok"
+    lost = run_tool(env, "changes-since", manifest["id"])
+    assert lost.returncode == 0 and json.loads(lost.stdout)["rows"] == 0, lost.stderr
+
+
 def test_a_corrupted_archive_fails_verification(box: SandboxHandle, backup_dir: Path) -> None:
     env = tool_env(box.ops_url, backup_dir)
     result = json.loads(run_tool(env, "create").stdout)
