@@ -8,21 +8,27 @@ from argv, and reaches the PostgreSQL tools as libpq environment variables.
 
   create [--reason release|scheduled|pre-rollback|manual] [--release-ref REF] [--dry-run]
          [--verify [--restore-drill]] [--offsite-copy] [--prune]
-  list [--json]
+  list [--json] [--cached]        --cached: the last known offsite catalogue, without the network
   verify ID [--restore-drill]
+  verify ID --offsite             download the offsite copy and check it against its manifest
   prune [--dry-run] [--json]
   restore ID --dbname NAME [--jobs N] [--lock-timeout 30s]
   resolve ID|latest        (latest = the newest verified backup that is not a safety backup)
   compare ID
   changes-since TIME|ID [--sample N]
   offsite copy [ID] [--no-prune] | offsite pull | offsite prune [--dry-run] [--json]
+  offsite verify [ID ...]         every offsite copy when none is named (states: verified or MISMATCH)
+  offsite key-check               prove OFFSITE_CRYPT_PASSWORD/_SALT open the target
   fetch ID
   drill [ID]
+  notify-failure UNIT             what the units' OnFailure= runs: the failure posted to NOTIFY_WEBHOOK_URL
 
 Offsite copies go through rclone (sftp, s3, ...: OFFSITE_REMOTE_* settings), encrypted by rclone's crypt
 remote unless OFFSITE_CRYPT=false. The remotes are defined in rclone's environment, never in argv. A backup
 that is not on this host but in the offsite catalogue is fetched (and checked against its manifest) by
-verify and restore.
+verify and restore. Every command that reads or writes offsite first opens the target's key check (a small
+file the key wrote there, weddingflo-keycheck.bin): a wrong key or salt stops it before anything is read,
+written or forgotten.
 
 Exit status: 0 done, 1 failed (one sentence on stderr says why), 2 bad usage.
 """
@@ -60,6 +66,8 @@ TOOL = "weddingflo-backup"
 DEFAULT_ENV_FILE = "/etc/weddingflo-backup/backup.env"
 NAME_PATTERN = re.compile(r"^backup-\d{8}-\d{6}(-\d+)?$")
 REASONS = ("release", "scheduled", "pre-rollback", "manual")
+# What a caller without a release passes for its ref (Ansible's placeholder): no release at all.
+_NO_RELEASE_REFS = ("", "unset")
 POOLER_PORT = 6543
 # Estimated archive size as a share of the dumped tables' on-disk size, by compression level.
 _SIZE_FACTOR_COMPRESSED = 0.6
@@ -71,6 +79,27 @@ _CHUNK = 1 << 20
 
 class BackupError(Exception):
     """A failure a person can act on; the message is the one sentence printed."""
+
+
+class RcloneError(BackupError):
+    """rclone failed; `line` is its relevant line (timestamp dropped, secrets scrubbed, never cut)."""
+
+    def __init__(self, message: str, line: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+    @property
+    def authentication_failed(self) -> bool:
+        """crypt could not authenticate what it read: a wrong key, or (once the key check passed) damaged bytes.
+
+        A file's last block is short: when it fails authentication, rclone reports the short read (`unexpected EOF`)
+        instead of the block message. A connection cut mid-transfer could read the same, but rclone retries the
+        whole transfer (OFFSITE_RETRIES, 3) before it gives up, and only then is the copy called damaged."""
+        return any(sign in self.line for sign in ("failed to authenticate decrypted block", "unexpected EOF"))
+
+
+class KeyMismatch(BackupError):
+    """The crypt password or salt does not open this offsite target: nothing may be read, written or forgotten."""
 
 
 # --------------------------------------------------------------------------- configuration
@@ -89,6 +118,11 @@ class Settings:
     drill_database_url: str | None = None
     notify_webhook_url: str | None = None
     offsite: OffsiteSettings | None = None
+    # A checksum of every table's contents in the manifest (taken in the dump's snapshot), checked by compare and
+    # the drills; off, they compare row counts only.
+    table_checksums: bool = True
+    # The offsite target once opened (its key checked): one per run, see require_offsite().
+    offsite_target: Offsite | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -203,6 +237,7 @@ def load_settings(env_file: str | None) -> Settings:
             drill_database_url=values.get("BACKUP_DRILL_DATABASE_URL") or None,
             notify_webhook_url=values.get("NOTIFY_WEBHOOK_URL") or None,
             offsite=_offsite_settings(values, retention_days, retention_min_count),
+            table_checksums=values.get("BACKUP_TABLE_CHECKSUMS", "true").strip().lower() in _TRUE,
         )
     except ValueError as exc:
         raise BackupError(f"a numeric BACKUP_*/OFFSITE_* setting is not a number: {exc}") from exc
@@ -490,34 +525,116 @@ def _quoted_list(values: tuple[str, ...]) -> str:
     return "ARRAY[" + ",".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
 
 
-def table_row_counts(session: PsqlSession, schemas: tuple[str, ...]) -> dict[str, int]:
-    """Exact count(*) of every table in the schemas, in the session's snapshot, in one query."""
-    rows = session.query(
-        "SELECT format('%I.%I', n.nspname, c.relname),"
-        " (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),"
-        " false, true, '')))[1]::text::bigint"
-        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+# A table's contents as one number: the sum over its rows of the first 64 bits of md5(the row as text). One pass, no
+# sort, the same whatever the rows' order; the row counts ride along in the same scan. The text form of a value
+# depends on a few session settings, fixed here so that any server prints the same rows the same way.
+CHECKSUM_KIND = "sum64-md5-row-text-v1"
+_CHECKSUM_SESSION = (
+    # A restore's own session runs with an empty search_path (pg_restore sets it): the same for every session.
+    "SET search_path = pg_catalog",
+    "SET TimeZone = 'UTC'",
+    "SET DateStyle = 'ISO, YMD'",
+    "SET IntervalStyle = 'postgres'",
+    "SET extra_float_digits = 1",
+    "SET bytea_output = 'hex'",
+    "SET lc_monetary = 'C'",
+)
+
+
+@dataclass(frozen=True)
+class TableContents:
+    """Every table's row count and, when taken, its checksum (CHECKSUM_KIND), in one snapshot."""
+
+    counts: dict[str, int]
+    checksums: dict[str, str] | None
+
+
+def _contents_sql(schemas: tuple[str, ...], checksums: bool) -> str:
+    """One query: a row (table, count, checksum or '') per table of the schemas."""
+    inner = (
+        "'SELECT count(*) AS c, coalesce(sum((''x'' || left(md5(t::text), 16))::bit(64)::bigint), 0) AS s FROM %I.%I t'"
+        if checksums
+        else "'SELECT count(*) AS c, NULL AS s FROM %I.%I'"
+    )
+    return (
+        "SELECT format('%I.%I', n.nspname, c.relname), (xpath('/row/c/text()', x))[1]::text,"
+        " coalesce((xpath('/row/s/text()', x))[1]::text, '')"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace,"
+        f" LATERAL query_to_xml(format({inner}, n.nspname, c.relname), false, true, '') x"
         f" WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY({_quoted_list(schemas)}) ORDER BY 1"
     )
-    return {name: int(count) for name, count in rows}
+
+
+def _contents_from_rows(rows: list[list[str]], checksums: bool) -> TableContents:
+    return TableContents(
+        counts={name: int(count) for name, count, _ in rows},
+        checksums={name: digest for name, _, digest in rows} if checksums else None,
+    )
+
+
+def table_contents(session: PsqlSession, schemas: tuple[str, ...], checksums: bool) -> TableContents:
+    """count(*) (and the checksum) of every table in the schemas, in the session's snapshot, in one query."""
+    if checksums:
+        for statement in _CHECKSUM_SESSION:
+            session.query(statement)
+    return _contents_from_rows(session.query(_contents_sql(schemas, checksums)), checksums)
+
+
+def manifest_contents(manifest: dict[str, Any]) -> TableContents:
+    """What a manifest recorded; checksums only when taken the way this tool takes them."""
+    checksums = manifest.get("table_checksums") if manifest.get("checksum_kind") == CHECKSUM_KIND else None
+    return TableContents(counts=manifest.get("row_counts", {}), checksums=checksums)
+
+
+def content_mismatches(expected: TableContents, found: TableContents, verb: str = "") -> list[str]:
+    """Tables whose row count, or else contents, differ from the manifest's (`verb`: "restored " in a drill)."""
+    mismatches = []
+    sums_expected, sums_found = expected.checksums or {}, found.checksums or {}
+    for table in sorted(set(expected.counts) | set(found.counts)):
+        rows = found.counts.get(table)
+        if rows != expected.counts.get(table):
+            mismatches.append(f"{table}: {verb}{rows} rows, the manifest says {expected.counts.get(table)}")
+        elif (
+            expected.checksums is not None
+            and found.checksums is not None
+            and sums_found.get(table) != sums_expected.get(table)
+        ):
+            mismatches.append(
+                f"{table}: {verb}{rows} rows as the manifest says, but other contents "
+                f"(checksum {sums_found.get(table)}, the manifest says {sums_expected.get(table)})"
+            )
+    return mismatches
+
+
+def compared(expected: TableContents, found: TableContents) -> dict[str, int]:
+    """How much was compared: tables by row count, and by checksum when both sides have them."""
+    both = expected.checksums is not None and found.checksums is not None
+    return {"tables_compared": len(expected.counts), "checksums_compared": len(expected.checksums or {}) if both else 0}
+
+
+# One query, also where the table may not exist (the restore's own transaction): '' fields when it does not.
+# One row always, never a blank line (the session drops those): `none` when Drizzle's table does not exist.
+_MIGRATION_HEAD_SQL = (
+    "SELECT coalesce((xpath('/row/n/text()', x))[1]::text, 'none'),"
+    " coalesce((xpath('/row/c/text()', x))[1]::text, ''),"
+    " coalesce((xpath('/row/h/text()', x))[1]::text, '')"
+    " FROM (SELECT CASE WHEN to_regclass('drizzle.__drizzle_migrations') IS NOT NULL THEN query_to_xml("
+    "'SELECT count(*) AS n, (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
+    " LIMIT 1) AS c, (SELECT hash FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC LIMIT 1) AS h"
+    " FROM drizzle.__drizzle_migrations', false, true, '') END AS x) AS head"
+)
+
+
+def _migration_head_from_row(row: list[str]) -> dict[str, Any] | None:
+    count, created_at, digest = row
+    if count == "none":
+        return None
+    return {"applied": int(count), "created_at": int(created_at) if created_at else None, "hash": digest or None}
 
 
 def migration_head(session: PsqlSession) -> dict[str, Any] | None:
     """Drizzle's newest applied migration (created_at = the journal's `when`) and how many there are."""
-    exists = session.query("SELECT to_regclass('drizzle.__drizzle_migrations') IS NOT NULL")
-    if exists[0][0] != "t":
-        return None
-    rows = session.query(
-        "SELECT count(*), (SELECT created_at FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC"
-        " LIMIT 1), (SELECT hash FROM drizzle.__drizzle_migrations ORDER BY created_at DESC, id DESC LIMIT 1)"
-        " FROM drizzle.__drizzle_migrations"
-    )
-    count, created_at, digest = rows[0]
-    return {
-        "applied": int(count),
-        "created_at": int(created_at) if created_at else None,
-        "hash": digest or None,
-    }
+    return _migration_head_from_row(session.query(_MIGRATION_HEAD_SQL)[0])
 
 
 # --------------------------------------------------------------------------- archives and manifests
@@ -735,6 +852,18 @@ def notify_failure(settings: Settings, event: str, message: str) -> None:
         progress(f"could not notify the webhook of {event} ({type(exc).__name__}); the failure above stands")
 
 
+def notify_unit_failure(settings: Settings, unit: str) -> dict[str, Any]:
+    """What a unit's OnFailure= runs: the failed unit and how it ended (systemd's MONITOR_* variables) posted to the
+    team's webhook. A timeout or a kill gets no word from the tool itself; this reports those too."""
+    result = os.environ.get("MONITOR_SERVICE_RESULT") or "unknown"
+    code, status = os.environ.get("MONITOR_EXIT_CODE"), os.environ.get("MONITOR_EXIT_STATUS")
+    how = f"{result}: {code} {status}" if code and status else result
+    message = f"{unit} failed ({how}); see journalctl -u {unit}"
+    progress(message)
+    notify_failure(settings, "unit-failed", message)
+    return {"unit": unit, "result": result, "message": message, "notified": bool(settings.notify_webhook_url)}
+
+
 def _reserve_backup_id(directory: Path, now: dt.datetime) -> str:
     """The runbook's name for this second, claimed atomically (O_EXCL) so two runs never share it."""
     base = now.strftime("backup-%Y%m%d-%H%M%S")
@@ -927,7 +1056,19 @@ def _pg_dump_version(settings: Settings) -> str:
     return result.stdout.strip()
 
 
+def release_pin(reason: str, release_ref: str | None) -> bool:
+    """A release backup is pinned by retention: one taken by a release, naming the release it protects."""
+    return reason == "release" and (release_ref or "").strip() not in _NO_RELEASE_REFS
+
+
 def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bool) -> dict[str, Any]:
+    if (release_ref or "").strip() in _NO_RELEASE_REFS:
+        release_ref = None
+    if reason == "release" and release_ref is None:
+        raise BackupError(
+            "a release backup names the release it protects: pass --release-ref REF (or --reason manual for a backup "
+            "outside a release)"
+        )
     database = Database.from_url(settings.database_url, settings.pg_bindir)
     database.refuse_pooler()
     if not dry_run:
@@ -977,8 +1118,8 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
         progress(f"pg_dump of {database.dbname} ({_human(table_bytes)} of tables) into {partial.name}")
         dump = PgDump(settings, database, snapshot, partial)
         try:
-            # The counts run in the exporting transaction, so they see exactly the rows pg_dump writes.
-            row_counts = table_row_counts(session, settings.schemas)
+            # The counts and checksums run in the exporting transaction, so they see exactly the rows pg_dump writes.
+            contents = table_contents(session, settings.schemas, settings.table_checksums)
             head = migration_head(session)
             dump.wait()
         except BackupError as exc:
@@ -1002,7 +1143,7 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
             "created_at": now.isoformat(timespec="seconds"),
             "reason": reason,
             "release_ref": release_ref,
-            "pinned": reason == "release",
+            "pinned": release_pin(reason, release_ref),
             "database": database.describe(),
             "server_version": server_version,
             "pg_dump_version": _pg_dump_version(settings),
@@ -1013,7 +1154,12 @@ def create(settings: Settings, reason: str, release_ref: str | None, dry_run: bo
             "sha256": digest,
             "toc_entries": entries,
             "migration_head": head,
-            "row_counts": row_counts,
+            "row_counts": contents.counts,
+            **(
+                {"table_checksums": contents.checksums, "checksum_kind": CHECKSUM_KIND}
+                if contents.checksums is not None
+                else {}
+            ),
             "duration_s": round(time.monotonic() - started, 3),
             "verification": {
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -1095,24 +1241,26 @@ def verify(settings: Settings, backup: Backup, restore_drill: bool) -> dict[str,
 
 
 def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """Restore into a new scratch database, count every table, drop it again."""
+    """Restore into a new scratch database, count (and checksum) every table, drop it again."""
     target_url = settings.drill_database_url or settings.database_url
     database = Database.from_url(target_url, settings.pg_bindir)
     production = Database.from_url(settings.database_url, settings.pg_bindir)
     scratch = f"wf_drill_{backup.backup_id.replace('-', '_')[7:]}_{secrets.token_hex(3)}"
     started = time.monotonic()
     progress(f"restore drill: {backup.backup_id} into scratch database {scratch}")
+    expected = manifest_contents(backup.manifest)
     schemas = tuple(backup.manifest.get("schemas", settings.schemas))
-    counts = restore_and_count(settings, database, database.dbname, scratch, backup.archive, schemas, marked=False)
-    expected = backup.manifest.get("row_counts", {})
+    found = restore_and_measure(
+        settings, database, database.dbname, scratch, backup.archive, schemas, expected, marked=False
+    )
     return {
         "scratch_database": scratch,
         "server": f"{database.host}:{database.port}",
         "same_server_as_production": (database.host, database.port) == (production.host, production.port),
-        "tables_compared": len(expected),
-        "rows_restored": sum(counts.values()),
+        **compared(expected, found),
+        "rows_restored": sum(found.counts.values()),
         "duration_s": round(time.monotonic() - started, 3),
-        "mismatches": count_mismatches(expected, counts),
+        "mismatches": content_mismatches(expected, found, "restored "),
     }
 
 
@@ -1120,17 +1268,19 @@ def restore_drill_into_scratch(settings: Settings, backup: Backup) -> dict[str, 
 _DRILL_MARK = "weddingflo-backup restore drill scratch database"
 
 
-def restore_and_count(
+def restore_and_measure(
     settings: Settings,
     server: Database,
     admin_dbname: str,
     scratch: str,
     archive: Path,
     schemas: tuple[str, ...],
+    expected: TableContents,
     *,
     marked: bool,
-) -> dict[str, int]:
-    """Create `scratch` on `server`, restore the archive into it, count every table, drop it again.
+) -> TableContents:
+    """Create `scratch` on `server`, restore the archive into it, count every table (and checksum it when the
+    manifest has checksums), drop it again.
 
     marked: the scratch database has a fixed name (the drill's): recreate it only when a drill made it.
     """
@@ -1156,21 +1306,13 @@ def restore_and_count(
             _pg_restore(settings, server, scratch, archive, clean=False, jobs=2, single_transaction=False)
             check = connect(settings, server, scratch)
             try:
-                return table_row_counts(check, schemas)
+                return table_contents(check, schemas, checksums=expected.checksums is not None)
             finally:
                 check.close()
         finally:
             admin.query(f'DROP DATABASE IF EXISTS "{quoted}" WITH (FORCE)')
     finally:
         admin.close()
-
-
-def count_mismatches(expected: dict[str, int], counts: dict[str, int]) -> list[str]:
-    return [
-        f"{table}: restored {counts.get(table)} rows, the manifest says {expected.get(table)}"
-        for table in sorted(set(expected) | set(counts))
-        if counts.get(table) != expected.get(table)
-    ]
 
 
 # The public schema exists in every database (and on Supabase holds more than the app's tables):
@@ -1211,6 +1353,38 @@ def _drop_tables_sql(list_file: Path, lock_timeout: str) -> str:
     return "\n".join(statements) + "\n"
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What the restore's own transaction found before it committed: no other session's write can be in it."""
+
+    contents: TableContents
+    migration_head: dict[str, Any] | None
+
+
+_MEASURE_MARK = "__weddingflo_backup_measure__"
+
+
+def _measure_script(schemas: tuple[str, ...], checksums: bool) -> str:
+    """psql input that prints the contents and the migration head between marks (unaligned, tab-separated)."""
+    settings = [f"{statement};" for statement in _CHECKSUM_SESSION] if checksums else []
+    return "\n".join(
+        [
+            *settings,
+            f"\\echo {_MEASURE_MARK}",
+            _contents_sql(schemas, checksums) + ";",
+            f"\\echo {_MEASURE_MARK}",
+            _MIGRATION_HEAD_SQL + ";",
+            "",
+        ]
+    )
+
+
+def _measured_from(output: str, checksums: bool) -> Measured:
+    _, contents, head = output.split(_MEASURE_MARK + "\n")
+    rows = [line.split("\t") for line in contents.splitlines() if line]
+    return Measured(_contents_from_rows(rows, checksums), _migration_head_from_row(head.splitlines()[0].split("\t")))
+
+
 def _pg_restore(
     settings: Settings,
     database: Database,
@@ -1221,7 +1395,10 @@ def _pg_restore(
     jobs: int,
     single_transaction: bool,
     lock_timeout: str = "",
-) -> None:
+    measure: tuple[tuple[str, ...], bool] | None = None,
+) -> Measured | None:
+    """pg_restore into `dbname`. With `measure` (schemas, checksums) and one transaction, the tables are counted (and
+    checksummed) and the migration head read inside that transaction, before it commits."""
     use_list = _restore_list(settings, archive, archive.parent)
     env = _child_env(database, dbname)
     if lock_timeout:
@@ -1231,14 +1408,16 @@ def _pg_restore(
     if clean:
         restore += ["--clean", "--if-exists"]
     psql = [_tool_path(settings, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password", "-d", dbname]
+    measured_in_transaction = measure is not None and clean and single_transaction
     try:
         if clean and single_transaction:
             # One transaction around the drops and the whole restore: a failure leaves the database as it was.
             result = _restore_through_psql(
                 [*restore, "--file=-", str(archive)],
-                [*psql, "--single-transaction"],
+                [*psql, "--single-transaction", "--no-align", "--tuples-only", "--field-separator=\t"],
                 env,
                 _drop_tables_sql(use_list, lock_timeout),
+                _measure_script(*measure) if measure is not None else "",
             )
         else:
             if clean:
@@ -1261,18 +1440,28 @@ def _pg_restore(
         use_list.unlink(missing_ok=True)
     if result.returncode != 0:
         raise BackupError(f"pg_restore into {dbname} failed: {' '.join(result.stderr.split())[-400:]}")
+    if measured_in_transaction:
+        assert measure is not None
+        return _measured_from(result.stdout, measure[1])
+    return None
 
 
 def _restore_through_psql(
-    restore: list[str], psql: list[str], env: dict[str, str], prelude: str
+    restore: list[str], psql: list[str], env: dict[str, str], prelude: str, postlude: str = ""
 ) -> subprocess.CompletedProcess[str]:
-    """pg_restore's SQL, after `prelude`, piped into one psql transaction."""
+    """pg_restore's SQL, between `prelude` and `postlude`, piped into one psql transaction; psql's output returned."""
     reader = subprocess.Popen(restore, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    writer = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    assert reader.stdout is not None and writer.stdin is not None
+    writer = subprocess.Popen(psql, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert reader.stdout is not None and writer.stdin is not None and writer.stdout is not None
+    output: list[bytes] = []
+    # psql prints as it goes (the restore's own SELECTs too): read it meanwhile, or a full pipe would stall it.
+    printed = writer.stdout
+    collector = threading.Thread(target=lambda: output.append(printed.read()), daemon=True)
+    collector.start()
     try:
         writer.stdin.write(prelude.encode())
         shutil.copyfileobj(reader.stdout, writer.stdin, 1 << 20)
+        writer.stdin.write(postlude.encode())
     except BrokenPipeError:
         pass  # psql stopped at the first error; its stderr says which
     finally:
@@ -1280,16 +1469,20 @@ def _restore_through_psql(
             writer.stdin.close()
     psql_errors = writer.stderr.read() if writer.stderr else b""
     writer.wait()
+    collector.join()
     reader.stdout.close()
     reader.wait()
     reader_errors = reader.stderr.read() if reader.stderr else b""
     code = writer.returncode or reader.returncode
     errors = (psql_errors or b"") + reader_errors
-    return subprocess.CompletedProcess(restore, code, "", errors.decode(errors="replace"))
+    return subprocess.CompletedProcess(restore, code, b"".join(output).decode(), errors.decode(errors="replace"))
 
 
 def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
-    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server."""
+    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, then compare it with the
+    manifest (`compare` in the result). In one transaction (jobs 1) the comparison runs inside the restore's own
+    transaction, before it commits, so the app's writes after it cannot make a good restore look wrong; with
+    parallel jobs it runs right after."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
         raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
@@ -1297,7 +1490,8 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
     database.refuse_pooler()
     started = time.monotonic()
     progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
-    _pg_restore(
+    expected = manifest_contents(backup.manifest)
+    measured = _pg_restore(
         settings,
         database,
         dbname,
@@ -1306,36 +1500,49 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
         jobs=jobs,
         single_transaction=jobs <= 1,
         lock_timeout=lock_timeout,
+        measure=(tuple(backup.manifest.get("schemas", settings.schemas)), expected.checksums is not None),
     )
-    return {"id": backup.backup_id, "dbname": dbname, "duration_s": round(time.monotonic() - started, 3)}
+    duration = round(time.monotonic() - started, 3)
+    if measured is None:
+        comparison = compare_with_manifest(settings, backup, dbname)
+    else:
+        comparison = {**_comparison(backup, measured), "when": "inside the restore's transaction"}
+    return {"id": backup.backup_id, "dbname": dbname, "duration_s": duration, "compare": comparison}
 
 
-def compare_with_manifest(settings: Settings, backup: Backup) -> dict[str, Any]:
-    """The live database against the backup's manifest: Drizzle's migration head and every table's row count."""
-    database = Database.from_url(settings.database_url, settings.pg_bindir)
-    session = connect(settings, database)
-    try:
-        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        counts = table_row_counts(session, tuple(backup.manifest.get("schemas", settings.schemas)))
-        head = migration_head(session)
-        session.query("COMMIT")
-    finally:
-        session.close()
-    expected = backup.manifest.get("row_counts", {})
-    mismatches = [
-        f"{table}: {counts.get(table)} rows, the manifest says {expected.get(table)}"
-        for table in sorted(set(expected) | set(counts))
-        if counts.get(table) != expected.get(table)
-    ]
-    if head != backup.manifest.get("migration_head"):
-        mismatches.append(f"migration head {head}, the manifest says {backup.manifest.get('migration_head')}")
+def _comparison(backup: Backup, measured: Measured) -> dict[str, Any]:
+    """What `compare` reports: the measured database against the backup's manifest."""
+    expected = manifest_contents(backup.manifest)
+    mismatches = content_mismatches(expected, measured.contents)
+    if measured.migration_head != backup.manifest.get("migration_head"):
+        mismatches.append(
+            f"migration head {measured.migration_head}, the manifest says {backup.manifest.get('migration_head')}"
+        )
     return {
         "id": backup.backup_id,
         "result": "failed" if mismatches else "ok",
         "mismatches": mismatches,
-        "tables_compared": len(expected),
-        "migration_head": head,
+        **compared(expected, measured.contents),
+        "migration_head": measured.migration_head,
     }
+
+
+def compare_with_manifest(settings: Settings, backup: Backup, dbname: str | None = None) -> dict[str, Any]:
+    """The live database (DATABASE_URL's, or `dbname` on its server) against the backup's manifest: Drizzle's
+    migration head, every table's row count and, when the manifest has them, every table's checksum. Writes made
+    after a restore count as differences: compare a database nobody writes to (or read restore's own compare)."""
+    expected = manifest_contents(backup.manifest)
+    database = Database.from_url(settings.database_url, settings.pg_bindir)
+    session = connect(settings, database, dbname)
+    try:
+        session.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        schemas = tuple(backup.manifest.get("schemas", settings.schemas))
+        found = table_contents(session, schemas, checksums=expected.checksums is not None)
+        head = migration_head(session)
+        session.query("COMMIT")
+    finally:
+        session.close()
+    return _comparison(backup, Measured(found, head))
 
 
 def changes_since(settings: Settings, since: str, sample: int) -> dict[str, Any]:
@@ -1400,7 +1607,12 @@ def retention_decisions(backups: list[Backup], now: dt.datetime, days: int, min_
     release backup supersedes it)."""
     ordered = sorted(backups, key=lambda b: (b.created_at, b.backup_id), reverse=True)
     newest_good = {b.backup_id for b in [b for b in ordered if b.good][: max(min_count, 0)]}
-    release_backups = [b for b in ordered if b.manifest.get("pinned")]
+    # A manifest from before release_pin() may say pinned for a backup without a release (ref "unset"): not pinned.
+    release_backups = [
+        b
+        for b in ordered
+        if b.manifest.get("pinned") and release_pin(b.manifest.get("reason", ""), b.manifest.get("release_ref"))
+    ]
     pinned = release_backups[0].backup_id if release_backups else None
     decisions = []
     for index, backup in enumerate(ordered):
@@ -1455,17 +1667,30 @@ def prune(settings: Settings, dry_run: bool) -> dict[str, Any]:
 # --------------------------------------------------------------------------- offsite copies and drills
 
 
+# The key check: a small file the crypt key writes when offsite copies are first set up, and every offsite command
+# opens before it trusts the key. Its name is not encrypted (crypt with file names left plain stores it as
+# KEY_CHECK.bin), so a wrong key or salt meets the file and fails to decrypt it, instead of listing nothing.
+KEY_CHECK = "weddingflo-keycheck"
+_KEY_CHECK_PURPOSE = "weddingflo-backup offsite key check"
+# rclone's log lines start with a timestamp; the relevant line is what follows it.
+_RCLONE_TIMESTAMP = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ")
+
+
 class Offsite:
     """The offsite target through rclone. The remotes live in rclone's environment (RCLONE_CONFIG_<NAME>_*), so
     no secret reaches argv or a file; the crypt password is obscured through rclone's stdin."""
 
     BASE = "wfoffsite"
     CRYPT = "wfoffsitecrypt"
+    # The same crypt key with file names left plain: only the key check is read and written through it.
+    KEYED = "wfoffsitekey"
     _OBSCURED_OPTIONS = ("pass",)
 
     def __init__(self, config: OffsiteSettings) -> None:
         self.config = config
         self._env: dict[str, str] | None = None
+        # ok | created | adopted | unencrypted once the key is known to fit; empty while nothing is there.
+        self.key_check: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -1502,12 +1727,17 @@ class Offsite:
                 secret = key in self._OBSCURED_OPTIONS
                 env[f"RCLONE_CONFIG_{self.BASE.upper()}_{key.upper()}"] = self._obscure(value) if secret else value
             if self.config.crypt:
-                crypt = f"RCLONE_CONFIG_{self.CRYPT.upper()}_"
-                env[crypt + "TYPE"] = "crypt"
-                env[crypt + "REMOTE"] = f"{self.BASE}:{self.config.path}"
-                env[crypt + "PASSWORD"] = self._obscure(self.config.crypt_password)
-                if self.config.crypt_salt:
-                    env[crypt + "PASSWORD2"] = self._obscure(self.config.crypt_salt)
+                password = self._obscure(self.config.crypt_password)
+                salt = self._obscure(self.config.crypt_salt) if self.config.crypt_salt else ""
+                for name, plain_names in ((self.CRYPT, False), (self.KEYED, True)):
+                    crypt = f"RCLONE_CONFIG_{name.upper()}_"
+                    env[crypt + "TYPE"] = "crypt"
+                    env[crypt + "REMOTE"] = f"{self.BASE}:{self.config.path}"
+                    env[crypt + "PASSWORD"] = password
+                    if salt:
+                        env[crypt + "PASSWORD2"] = salt
+                    if plain_names:
+                        env[crypt + "FILENAME_ENCRYPTION"] = "off"
             self._env = env
         return self._env
 
@@ -1516,6 +1746,18 @@ class Offsite:
         found += [v for k, v in (self._env or {}).items() if k.endswith(("_PASSWORD", "_PASSWORD2"))]
         found += [v for k, v in self.config.remote.items() if k in ("pass", "secret_access_key", "key_pem")]
         return [value for value in found if len(value) >= 4]
+
+    def _relevant_line(self, stderr: bytes) -> str:
+        """rclone's last error line (its final `Failed to ...` summary, else the last ERROR), whole."""
+        lines = [_RCLONE_TIMESTAMP.sub("", line).strip() for line in stderr.decode(errors="replace").splitlines()]
+        lines = [line for line in lines if line]
+        chosen = next(
+            (line for line in reversed(lines) if line.startswith(("Failed to", "Fatal error"))),
+            next((line for line in reversed(lines) if line.startswith("ERROR")), lines[-1] if lines else ""),
+        )
+        for secret in self._secrets():
+            chosen = chosen.replace(secret, "***")
+        return chosen
 
     def _rclone(
         self, args: list[str], env: dict[str, str], *, what: str, stdin: bytes | None = None, timeout: float = 6 * 3600
@@ -1529,10 +1771,8 @@ class Offsite:
         except subprocess.TimeoutExpired:
             raise BackupError(f"{what}: rclone did not finish within {timeout:.0f}s") from None
         if result.returncode != 0:
-            text = " ".join(result.stderr.decode(errors="replace").split())
-            for secret in self._secrets():
-                text = text.replace(secret, "***")
-            raise BackupError(f"{what} failed ({self.describe()}): {text[-400:] or f'rclone exit {result.returncode}'}")
+            line = self._relevant_line(result.stderr) or f"rclone exit {result.returncode}"
+            raise RcloneError(f"{what} failed ({self.describe()}): {line}", line)
         return result
 
     def run(self, *args: str, what: str) -> subprocess.CompletedProcess[bytes]:
@@ -1550,24 +1790,123 @@ class Offsite:
     def delete(self, name: str) -> None:
         self.run("deletefile", self.prefix + name, what=f"deleting {name} offsite")
 
-    def listing(self) -> dict[str, int]:
-        """Name -> size (decrypted size through crypt) of the files in the offsite directory."""
+    def _lsjson(self, where: str, what: str) -> dict[str, int]:
         try:
-            result = self.run("lsjson", "--files-only", "--no-mimetype", self.prefix, what="listing the offsite copies")
-        except BackupError as exc:
-            if "directory not found" in str(exc):
+            result = self.run("lsjson", "--files-only", "--no-mimetype", "--no-modtime", where, what=what)
+        except RcloneError as exc:
+            if "directory not found" in exc.line:
                 return {}
             raise
         return {entry["Name"]: int(entry.get("Size", -1)) for entry in json.loads(result.stdout or b"[]")}
 
+    def listing(self) -> dict[str, int]:
+        """Name -> size (decrypted size through crypt) of the files in the offsite directory. Through crypt a name
+        the key cannot decrypt is left out: call check_key first, so that a wrong key never reads as no copies."""
+        return self._lsjson(self.prefix, "listing the offsite copies")
 
-def require_offsite(settings: Settings) -> Offsite:
+    def stored(self) -> dict[str, int]:
+        """The files as the provider stores them (encrypted names and sizes)."""
+        return self._lsjson(f"{self.BASE}:{self.config.path}/", "listing the offsite target")
+
+    def check_key(self, *, write: bool) -> str:
+        """Prove the crypt key opens this target before anything is read, written or forgotten (KeyMismatch if not).
+
+        A target with a key check: the key must decrypt it. A target without one: empty, or every copy there has a
+        name this key decrypts and the newest manifest opens; a command that writes (`write`) then leaves the key
+        check there (created on an empty target, adopted on one written before key checks existed).
+        """
+        if self.key_check in ("ok", "created", "adopted", "unencrypted") or (self.key_check and not write):
+            return self.key_check
+        if not self.config.crypt:
+            self.key_check = "unencrypted"
+            return self.key_check
+        stored = self.stored()
+        if f"{KEY_CHECK}.bin" in stored:
+            self._open_key_check()
+            self.key_check = "ok"
+            return self.key_check
+        others = len(stored)
+        if others:
+            self._read_unchecked_target(others)
+        if write:
+            self._write_key_check()
+            progress(
+                f"adopted {self.describe()}: its {others} file(s) open with this key; wrote its key check"
+                if others
+                else f"set up {self.describe()}: the target was empty; wrote its key check"
+            )
+        self.key_check = ("adopted" if others else "created") if write else ("readable" if others else "empty")
+        return self.key_check
+
+    def _mismatch(self, why: str) -> KeyMismatch:
+        return KeyMismatch(
+            f"the offsite key does not fit {self.describe()}: {why}; OFFSITE_CRYPT_PASSWORD or OFFSITE_CRYPT_SALT "
+            "differs from the key its copies were written with, so copy both exactly from the vault "
+            "(backup_offsite_crypt_password and backup_offsite_crypt_salt); nothing was read, written or forgotten"
+        )
+
+    def _open_key_check(self) -> None:
+        try:
+            text = self.run("cat", f"{self.KEYED}:{KEY_CHECK}", what="reading the offsite key check").stdout
+        except RcloneError as exc:
+            if exc.authentication_failed:
+                raise self._mismatch(f"its key check does not decrypt (rclone: {exc.line})") from None
+            raise
+        try:
+            purpose = json.loads(text).get("purpose")
+        except (json.JSONDecodeError, AttributeError):
+            purpose = None
+        if purpose != _KEY_CHECK_PURPOSE:
+            raise BackupError(
+                f"{self.describe()} holds a {KEY_CHECK}.bin that is not weddingflo-backup's key check: "
+                "point OFFSITE_PATH at a directory of its own"
+            )
+
+    def _read_unchecked_target(self, files: int) -> None:
+        """A target written before key checks existed: the key fits only if it decrypts the copies' names and the
+        newest manifest."""
+        names = [
+            name for name in self.listing() if NAME_PATTERN.match(name.removesuffix(".json").removesuffix(".dump"))
+        ]
+        if not names:
+            raise self._mismatch(f"it holds {files} file(s) without a key check and this key decrypts none of them")
+        manifests = sorted(name for name in names if name.endswith(".json"))
+        if manifests:
+            try:
+                json.loads(self.read_text(manifests[-1]))
+            except RcloneError as exc:
+                if exc.authentication_failed:
+                    raise self._mismatch(f"{manifests[-1]} does not decrypt (rclone: {exc.line})") from None
+                raise
+            except json.JSONDecodeError:
+                raise self._mismatch(f"{manifests[-1]} decrypts to something that is not a manifest") from None
+
+    def _write_key_check(self) -> None:
+        content = {
+            "purpose": _KEY_CHECK_PURPOSE,
+            "created_at": _now_iso(),
+            "host": os.uname().nodename,
+            "path": self.config.path,
+        }
+        self._rclone(
+            ["rcat", f"{self.KEYED}:{KEY_CHECK}"],
+            self.env(),
+            stdin=json.dumps(content, sort_keys=True).encode(),
+            what="writing the offsite key check",
+        )
+
+
+def require_offsite(settings: Settings, *, write: bool = False) -> Offsite:
+    """The offsite target, its key proven (see Offsite.check_key); one per run."""
     if settings.offsite is None:
         raise BackupError(
             "no offsite target is configured: set OFFSITE_REMOTE_TYPE and its options in the env file "
             "(backup_offsite_remote in the backup role)"
         )
-    return Offsite(settings.offsite)
+    if settings.offsite_target is None:
+        settings.offsite_target = Offsite(settings.offsite)
+    settings.offsite_target.check_key(write=write)
+    return settings.offsite_target
 
 
 class OffsiteCopy(Backup):
@@ -1608,7 +1947,7 @@ def find_any_backup(settings: Settings, backup_id: str) -> Backup:
         if attempt == "refreshed":
             if settings.offsite is None:
                 break
-            pull_catalogue(settings, Offsite(settings.offsite))
+            pull_catalogue(settings, require_offsite(settings))
         found = all_backups(settings)
         if backup_id == "latest" and newest_restorable(found) is not None:
             return newest_restorable(found)
@@ -1660,21 +1999,50 @@ def offsite_lock(settings: Settings) -> Iterator[None]:
         os.close(fd)
 
 
-def download_checked(offsite: Offsite, manifest: dict[str, Any], directory: Path) -> tuple[Path, str]:
-    """Download the offsite archive into `directory`; its sha256 (the caller compares it with the manifest)."""
-    path = directory / f"{manifest['id']}.dump"
-    progress(f"downloading {manifest['id']} ({_human(manifest.get('size_bytes') or 0)}) from {offsite.describe()}")
-    offsite.download(f"{manifest['id']}.dump", path)
-    return path, sha256_of(path)
+class CorruptCopy(BackupError):
+    """An offsite copy crypt cannot authenticate or whose sha256 differs from its manifest: MISMATCH, not to be used."""
 
 
-def _sha_sentence(backup_id: str, digest: str, manifest: dict[str, Any]) -> str:
-    return f"the offsite copy of {backup_id} has sha256 {digest[:16]}…, its manifest says {manifest.get('sha256')}"
+def _corrupt_sentence(backup_id: str, what: str, error: RcloneError) -> str:
+    # rclone guesses "bad password?" for any block that fails authentication; the key check has just shown the key
+    # fits, so the guess is dropped: the stored bytes changed.
+    line = error.line.replace(" - bad password?", "")
+    return (
+        f"the offsite copy of {backup_id} is corrupt (MISMATCH): crypt cannot authenticate its {what} although the "
+        f"key fits this target (its key check opened), so the stored bytes changed (rclone: {line})"
+    )
+
+
+def download_checked(settings: Settings, offsite: Offsite, manifest: dict[str, Any], directory: Path) -> Path:
+    """Download the offsite archive into `directory` and check its sha256 against the manifest. The outcome is
+    recorded in the catalogue: verified, or MISMATCH (CorruptCopy) when crypt cannot authenticate it or the sha256
+    differs."""
+    backup_id = manifest["id"]
+    path = directory / f"{backup_id}.dump"
+    progress(f"downloading {backup_id} ({_human(manifest.get('size_bytes') or 0)}) from {offsite.describe()}")
+    try:
+        offsite.download(f"{backup_id}.dump", path)
+    except RcloneError as exc:
+        if not exc.authentication_failed:
+            raise
+        problem = _corrupt_sentence(backup_id, "archive", exc)
+    else:
+        digest = sha256_of(path)
+        problem = (
+            None
+            if digest == manifest.get("sha256")
+            else f"the offsite copy of {backup_id} is corrupt (MISMATCH): it has sha256 {digest[:16]}…, its manifest "
+            f"says {manifest.get('sha256')}"
+        )
+    record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=problem is None, problem=problem)
+    if problem is not None:
+        raise CorruptCopy(problem)
+    return path
 
 
 def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[str, Any]:
     """Copy a local backup offsite (archive, then manifest), download it again to check it, then apply retention."""
-    offsite = require_offsite(settings)
+    offsite = require_offsite(settings, write=True)
     backup = find_backup(settings.backup_dir, backup_id)
     if not backup.archive.is_file():
         raise BackupError(f"{backup.backup_id} has no archive on this host ({backup.archive}): nothing to copy")
@@ -1693,15 +2061,16 @@ def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[
         write_private_json(scratch / f"{backup.backup_id}.json", manifest)
         offsite.upload(scratch / f"{backup.backup_id}.json", f"{backup.backup_id}.json")
         copied_at = _now_iso()
-        _, remote_digest = download_checked(offsite, manifest, scratch)
-        ok = remote_digest == manifest["sha256"]
-        record_offsite(settings, manifest, copied_at=copied_at, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            raise BackupError(_sha_sentence(backup.backup_id, remote_digest, manifest) + "; offsite retention not run")
+        record_offsite(settings, manifest, copied_at=copied_at)
+        try:
+            download_checked(settings, offsite, {**manifest, "offsite": {"copied_at": copied_at}}, scratch)
+        except CorruptCopy as exc:
+            raise BackupError(f"{exc}; offsite retention not run") from None
         pruned = offsite_prune_locked(settings, offsite, dry_run=False) if prune_after else None
     return {
         "id": backup.backup_id,
         "target": offsite.describe(),
+        "key_check": offsite.key_check,
         "size_bytes": manifest["size_bytes"],
         "sha256_ok": True,
         "copied_at": copied_at,
@@ -1711,7 +2080,10 @@ def offsite_copy(settings: Settings, backup_id: str, prune_after: bool) -> dict[
 
 
 def pull_catalogue(settings: Settings, offsite: Offsite) -> dict[str, Any]:
-    """Bring the catalogue in line with the offsite target: read new manifests, forget deleted copies."""
+    """Bring the catalogue in line with the offsite target: read new manifests, forget deleted copies.
+
+    The key was checked before (require_offsite), so the listing holds every copy; a copy is forgotten only when
+    its files are gone from the target, never because something failed to decrypt."""
     listing = offsite.listing()
     remote = {
         name.removesuffix(".json")
@@ -1722,22 +2094,45 @@ def pull_catalogue(settings: Settings, offsite: Offsite) -> dict[str, Any]:
     directory = catalogue_dir(settings)
     ensure_backup_dir(directory)
     cached = {path.stem for path in directory.glob("backup-*.json")}
-    added = []
+    added, unreadable = [], []
     for backup_id in sorted(remote - cached):
         try:
             manifest = json.loads(offsite.read_text(f"{backup_id}.json"))
+        except RcloneError as exc:
+            if not exc.authentication_failed:
+                raise
+            progress(_corrupt_sentence(backup_id, "manifest", exc) + ": not catalogued")
+            unreadable.append(backup_id)
+            continue
         except json.JSONDecodeError:
             progress(f"the offsite manifest of {backup_id} is not JSON: ignored")
+            unreadable.append(backup_id)
             continue
         if manifest.get("id") != backup_id:
             progress(f"the offsite manifest of {backup_id} names {manifest.get('id')!r}: ignored")
+            unreadable.append(backup_id)
             continue
         size_ok = listing[f"{backup_id}.dump"] == manifest.get("size_bytes")
         record_offsite(settings, manifest, present=True, size_ok=size_ok)
         added.append(backup_id)
-    for backup_id in sorted(cached - remote):
+    gone = sorted(cached - remote)
+    if gone and offsite.config.crypt:
+        # Belt and braces: a name crypt cannot decrypt is left out of the listing; while the target holds such a
+        # file, a copy missing from the listing may be one of them, so nothing is forgotten.
+        hidden = len([name for name in offsite.stored() if name != f"{KEY_CHECK}.bin"]) - len(listing)
+        if hidden > 0:
+            progress(f"{hidden} file(s) on {offsite.describe()} do not decrypt with this key: nothing forgotten")
+            gone = []
+    for backup_id in gone:
         (directory / f"{backup_id}.json").unlink(missing_ok=True)
-    return {"offsite": sorted(remote), "added": added, "forgotten": sorted(cached - remote)}
+    return {
+        "target": offsite.describe(),
+        "key_check": offsite.key_check,
+        "offsite": sorted(remote),
+        "added": added,
+        "forgotten": gone,
+        "unreadable": unreadable,
+    }
 
 
 def offsite_prune_locked(settings: Settings, offsite: Offsite, dry_run: bool) -> dict[str, Any]:
@@ -1774,21 +2169,32 @@ def _offsite_entry(settings: Settings, offsite: Offsite, backup_id: str) -> dict
     return json.loads(path.read_text())
 
 
-def verify_offsite(settings: Settings, backup_id: str) -> dict[str, Any]:
-    """Download the offsite copy and compare its sha256 with the manifest; nothing is kept."""
+def verify_offsite(settings: Settings, backup_ids: list[str]) -> list[dict[str, Any]]:
+    """Download each offsite copy (every one in the catalogue when none is named) and check it against its
+    manifest; nothing is kept. The outcome is each copy's state in `list`: verified or MISMATCH."""
     offsite = require_offsite(settings)
-    entry = _offsite_entry(settings, offsite, backup_id)
-    with scratch_dir(settings) as scratch:
-        _, digest = download_checked(offsite, entry, scratch)
-    ok = digest == entry.get("sha256")
-    record_offsite(settings, entry, verified_at=_now_iso(), sha256_ok=ok)
-    return {
-        "id": backup_id,
-        "result": "ok" if ok else "failed",
-        "kind": "offsite-sha256",
-        "findings": [] if ok else [_sha_sentence(backup_id, digest, entry)],
-        "at": _now_iso(),
-    }
+    if not backup_ids:
+        pull_catalogue(settings, offsite)
+        backup_ids = [copy.backup_id for copy in catalogue_backups(settings)]
+    results = []
+    for backup_id in backup_ids:
+        entry = _offsite_entry(settings, offsite, backup_id)
+        findings = []
+        with scratch_dir(settings) as scratch:
+            try:
+                download_checked(settings, offsite, entry, scratch)
+            except CorruptCopy as exc:
+                findings.append(str(exc))
+        results.append(
+            {
+                "id": backup_id,
+                "result": "failed" if findings else "ok",
+                "kind": "offsite-sha256",
+                "findings": findings,
+                "at": _now_iso(),
+            }
+        )
+    return results
 
 
 def fetch(settings: Settings, backup_id: str) -> Backup:
@@ -1797,14 +2203,14 @@ def fetch(settings: Settings, backup_id: str) -> Backup:
     entry = _offsite_entry(settings, offsite, backup_id)
     backup = Backup(backup_id, settings.backup_dir)
     with offsite_lock(settings), scratch_dir(settings) as scratch:
-        path, digest = download_checked(offsite, entry, scratch)
-        ok = digest == entry.get("sha256")
-        entry = record_offsite(settings, entry, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            raise BackupError(_sha_sentence(backup_id, digest, entry) + ": refusing to use it")
+        try:
+            path = download_checked(settings, offsite, entry, scratch)
+        except CorruptCopy as exc:
+            raise BackupError(f"{exc}: refusing to use it") from None
         path.chmod(0o600)
         path.replace(backup.archive)
         _fsync_dir(settings.backup_dir)
+        entry = json.loads((catalogue_dir(settings) / f"{backup_id}.json").read_text())
         backup.manifest = {**entry, "fetched_at": _now_iso()}
         write_private_json(backup.manifest_path, backup.manifest)
     progress(f"{backup_id} fetched from offsite: sha256 matches its manifest")
@@ -1834,7 +2240,7 @@ def same_database(one: Database, other: Database) -> bool:
 
 def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
     """The scheduled restore drill: the newest offsite backup, downloaded and checked, restored into the scratch
-    database, every table counted against the manifest, the scratch database dropped again."""
+    database, every table's row count and checksum compared with the manifest, the scratch database dropped again."""
     if not settings.drill_database_url:
         raise BackupError(
             "BACKUP_DRILL_DATABASE_URL is not set: the drill restores into a scratch database of its own "
@@ -1854,37 +2260,46 @@ def drill(settings: Settings, backup_id: str | None) -> dict[str, Any]:
     if not copies:
         raise BackupError(f"there is no offsite backup to drill on ({offsite.describe()})")
     backup = copies[0] if backup_id in (None, "latest") else find_backup(catalogue_dir(settings), str(backup_id))
-    # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
-    manifest = {**json.loads(offsite.read_text(f"{backup.backup_id}.json")), "offsite": backup.manifest.get("offsite")}
     findings: list[str] = []
-    counts: dict[str, int] = {}
+    found = TableContents(counts={}, checksums=None)
+    # The manifest as it is offsite now (the catalogue only chose the backup): the drill proves what is there.
+    manifest = backup.manifest
+    try:
+        manifest = {**json.loads(offsite.read_text(f"{backup.backup_id}.json")), "offsite": manifest.get("offsite")}
+    except RcloneError as exc:
+        if not exc.authentication_failed:
+            raise
+        findings.append(_corrupt_sentence(backup.backup_id, "manifest", exc))
+        record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=False, problem=findings[-1])
     with scratch_dir(settings) as scratch:
-        archive, digest = download_checked(offsite, manifest, scratch)
-        ok = digest == manifest.get("sha256")
-        record_offsite(settings, manifest, verified_at=_now_iso(), sha256_ok=ok)
-        if not ok:
-            findings.append(_sha_sentence(backup.backup_id, digest, manifest))
-        else:
+        archive = None
+        if not findings:
+            try:
+                archive = download_checked(settings, offsite, manifest, scratch)
+            except CorruptCopy as exc:
+                findings.append(str(exc))
+        if archive is not None:
             entries = toc_entries(settings, archive)
             if entries != manifest.get("toc_entries"):
                 findings.append(f"{entries} TOC entries, the manifest says {manifest.get('toc_entries')}")
-        if not findings:
+        if archive is not None and not findings:
             progress(
                 f"restore drill: {backup.backup_id} into {scratch_db.dbname} at {scratch_db.host}:{scratch_db.port}"
             )
             schemas = tuple(manifest.get("schemas", settings.schemas))
-            counts = restore_and_count(
-                settings, scratch_db, "postgres", scratch_db.dbname, archive, schemas, marked=True
+            expected = manifest_contents(manifest)
+            found = restore_and_measure(
+                settings, scratch_db, "postgres", scratch_db.dbname, archive, schemas, expected, marked=True
             )
-            findings += count_mismatches(manifest.get("row_counts", {}), counts)
+            findings += content_mismatches(expected, found, "restored ")
     return {
         "id": backup.backup_id,
         "result": "failed" if findings else "ok",
         "kind": "offsite-restore-drill",
         "findings": findings,
         "scratch_database": f"{scratch_db.host}:{scratch_db.port}/{scratch_db.dbname} (dropped)",
-        "tables_compared": len(manifest.get("row_counts", {})),
-        "rows_restored": sum(counts.values()),
+        **compared(manifest_contents(manifest), found),
+        "rows_restored": sum(found.counts.values()),
         "duration_s": round(time.monotonic() - started, 3),
         "at": _now_iso(),
     }
@@ -1927,6 +2342,7 @@ def _print_list(settings: Settings, as_json: bool) -> None:
                     "verified_at": state.get("verified_at"),
                     "sha256_ok": state.get("sha256_ok"),
                     "verification": _offsite_word(state),
+                    "problem": state.get("problem"),
                 },
             }
         )
@@ -1987,6 +2403,13 @@ def build_parser() -> argparse.ArgumentParser:
     copy_cmd.add_argument("backup_id", metavar="ID", nargs="?", default="latest")
     copy_cmd.add_argument("--no-prune", action="store_true", help="do not apply offsite retention afterwards")
     offsite_commands.add_parser("pull", help="refresh the offsite catalogue (manifests) on this host")
+    offsite_verify_cmd = offsite_commands.add_parser(
+        "verify", help="download offsite copies (all when none is named) and check each against its manifest"
+    )
+    offsite_verify_cmd.add_argument("backup_ids", metavar="ID", nargs="*")
+    offsite_commands.add_parser(
+        "key-check", help="prove the key opens the target (writes the key check on an empty or readable target)"
+    )
     offsite_prune_cmd = offsite_commands.add_parser("prune", help="apply offsite retention")
     offsite_prune_cmd.add_argument("--dry-run", action="store_true")
     offsite_prune_cmd.add_argument("--json", action="store_true")
@@ -1994,6 +2417,8 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_cmd.add_argument("backup_id", metavar="ID")
     drill_cmd = commands.add_parser("drill", help="restore the newest offsite backup into the scratch database")
     drill_cmd.add_argument("backup_id", metavar="ID", nargs="?", default="latest")
+    notify_cmd = commands.add_parser("notify-failure", help="post a failed unit to the webhook (its OnFailure=)")
+    notify_cmd.add_argument("unit", metavar="UNIT")
     return parser
 
 
@@ -2032,7 +2457,17 @@ def _run_offsite(settings: Settings, metrics: Metrics, args: argparse.Namespace)
         work = lambda: offsite_copy(settings, backup_id, prune_after=not args.no_prune)  # noqa: E731
         print(json.dumps(_run_timed_job(settings, metrics, "offsite", work), sort_keys=True))
         return 0
-    offsite = require_offsite(settings)
+    if args.offsite_command == "verify":
+        ids = [find_any_backup(settings, backup_id).backup_id for backup_id in args.backup_ids]
+        results = verify_offsite(settings, ids)
+        print(json.dumps(results, sort_keys=True))
+        for failed in (result for result in results if result["result"] != "ok"):
+            print(f"{TOOL}: {'; '.join(failed['findings'])}", file=sys.stderr)
+        return 0 if all(result["result"] == "ok" for result in results) else 1
+    offsite = require_offsite(settings, write=args.offsite_command in ("key-check", "prune"))
+    if args.offsite_command == "key-check":
+        print(json.dumps({"target": offsite.describe(), "key_check": offsite.key_check}, sort_keys=True))
+        return 0
     if args.offsite_command == "pull":
         print(json.dumps(pull_catalogue(settings, offsite), sort_keys=True))
         return 0
@@ -2044,6 +2479,13 @@ def _run_offsite(settings: Settings, metrics: Metrics, args: argparse.Namespace)
 
 def _run_create(settings: Settings, metrics: Metrics, args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.offsite_copy and not args.dry_run:
+        # The key is proven before the dump: a wrong key or salt stops here, nothing dumped, nothing uploaded.
+        try:
+            require_offsite(settings, write=True)
+        except BackupError as exc:
+            metrics.record_job("offsite", success=False, duration_s=time.monotonic() - started)
+            raise BackupError(f"no backup was taken: {exc}") from None
     try:
         result = create(settings, args.reason, args.release_ref, args.dry_run)
     except BackupError as exc:
@@ -2111,14 +2553,16 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "list":
         if settings.offsite is not None and not args.cached:
             try:
-                pull_catalogue(settings, Offsite(settings.offsite))
+                pull_catalogue(settings, require_offsite(settings))
+            except KeyMismatch:
+                raise
             except BackupError as exc:
                 progress(f"the offsite catalogue was not refreshed, showing the last known one: {exc}")
         _print_list(settings, args.json)
         return 0
     if args.command == "verify":
         if args.offsite:
-            result = verify_offsite(settings, find_any_backup(settings, args.backup_id).backup_id)
+            result = verify_offsite(settings, [find_any_backup(settings, args.backup_id).backup_id])[0]
         else:
             backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
             result = verify(settings, backup, args.restore_drill)
@@ -2131,7 +2575,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "restore":
         backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
-        print(json.dumps(restore(settings, backup, args.dbname, args.jobs, args.lock_timeout), sort_keys=True))
+        result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout)
+        print(json.dumps(result, sort_keys=True))
+        if result["compare"]["result"] != "ok":
+            mismatches = "; ".join(result["compare"]["mismatches"])
+            print(
+                f"{TOOL}: {backup.backup_id} was restored into {args.dbname}, but it does not match its manifest: "
+                f"{mismatches}",
+                file=sys.stderr,
+            )
+            return 1
         return 0
     if args.command == "resolve":
         backup = find_any_backup(settings, args.backup_id)
@@ -2159,6 +2612,9 @@ def run(args: argparse.Namespace) -> int:
         result = _run_timed_job(settings, metrics, "drill", lambda: drill(settings, args.backup_id))
         print(json.dumps(result, sort_keys=True))
         return 0 if result["result"] == "ok" else 1
+    if args.command == "notify-failure":
+        print(json.dumps(notify_unit_failure(settings, args.unit), sort_keys=True))
+        return 0
     raise AssertionError(args.command)
 
 

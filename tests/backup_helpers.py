@@ -41,3 +41,29 @@ def final_files(backup_dir: Path) -> list[str]:
     if not backup_dir.exists():
         return []
     return sorted(p.name for p in backup_dir.iterdir() if p.name.startswith("backup-"))
+
+
+def row_checksums(database_url: str, settings: tuple[str, ...]) -> dict[str, str]:
+    """Every table's checksum as the manifest records it (the sum of the first 64 bits of md5(row text), as a signed
+    64-bit integer), computed here in Python from the rows themselves: an independent check of the tool's SQL.
+    `settings` are the session settings the tool fixes for the row text."""
+    import hashlib
+
+    import psycopg2
+
+    sums = {}
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        for statement in settings:
+            cursor.execute(statement)
+        cursor.execute(
+            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables"
+            " WHERE schemaname IN ('public', 'drizzle') ORDER BY 1"
+        )
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"SELECT t::text FROM {table} t")
+            total = 0
+            for (text,) in cursor:
+                value = int(hashlib.md5(text.encode()).hexdigest()[:16], 16)  # noqa: S324 - a checksum, not security
+                total += value - (1 << 64) if value >= 1 << 63 else value
+            sums[table] = str(total)
+    return sums

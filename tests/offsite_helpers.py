@@ -17,8 +17,11 @@ from wfops.pgcluster import free_port
 
 # One per process: pytest-xdist workers each start their own target (and remove their own user).
 SFTP_USER = f"wfops-sftp-{os.getpid()}"
-# A sentinel crypt password: the tests prove it never shows in output or process arguments.
+# A sentinel crypt password and salt: the tests prove they never show in output or process arguments.
 CRYPT_PASSWORD = "sentinel-crypt-7f3a9c1e2b"
+CRYPT_SALT = "sentinel-salt-4d8e0b6a31"
+# The key check's file on the target (its name is not encrypted; its content is).
+KEY_CHECK_FILE = "weddingflo-keycheck.bin"
 
 
 @dataclass
@@ -48,6 +51,7 @@ class SftpTarget:
             "OFFSITE_REMOTE_SHELL_TYPE": "none",
             "OFFSITE_PATH": f"/store/{path}",
             "OFFSITE_CRYPT_PASSWORD": CRYPT_PASSWORD,
+            "OFFSITE_CRYPT_SALT": CRYPT_SALT,
             # A refused connection is final here; rclone's default backoff would spend ~11 s per failing test.
             "OFFSITE_RETRIES": "1",
             "OFFSITE_LOW_LEVEL_RETRIES": "1",
@@ -57,6 +61,18 @@ class SftpTarget:
     def files(self, path: str) -> list[Path]:
         base = self.store / path
         return sorted(p for p in base.rglob("*") if p.is_file()) if base.exists() else []
+
+    def copies(self, path: str) -> list[Path]:
+        """The encrypted archives and manifests (every file but the key check)."""
+        return [p for p in self.files(path) if p.name != KEY_CHECK_FILE]
+
+    def largest(self, path: str) -> Path:
+        """The biggest encrypted file: an archive."""
+        return max(self.copies(path), key=lambda p: p.stat().st_size)
+
+    def snapshot(self, path: str) -> dict[str, bytes]:
+        """Every file on the target by name, with its bytes: what "nothing was uploaded or deleted" compares."""
+        return {str(p.relative_to(self.store)): p.read_bytes() for p in self.files(path)}
 
 
 @contextmanager

@@ -98,3 +98,19 @@ def test_prune_dry_run_shows_every_decision_and_prune_deletes_only_those(tmp_pat
     assert remaining == {b.backup_id for b in backups} - would_delete
     assert not any((directory / f"{name}.json").exists() for name in would_delete)
     assert directory.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_backup_without_a_release_is_never_pinned_as_a_release_backup(tmp_path: Path) -> None:
+    # Past retention, all of them: only the pin could keep one (besides the newest).
+    specs = [(20 * 24 * 60, "release", "good"), (30 * 24 * 60, "release", "good"), (40 * 24 * 60, "release", "good")]
+    newest, real_release, legacy = _make_backups(tmp_path, specs)
+    # What `wfops run backup` used to write for a backup outside any release: reason release, ref "unset", pinned.
+    legacy.manifest["release_ref"] = "unset"
+    newest.manifest["release_ref"] = None
+
+    decisions = {d.backup_id: d for d in tool.retention_decisions([newest, real_release, legacy], NOW, 7, 0)}
+
+    assert decisions[real_release.backup_id].reasons == (f"pinned by release {real_release.manifest['release_ref']}",)
+    assert decisions[legacy.backup_id].keep is False
+    assert tool.release_pin("release", "abc123") and not tool.release_pin("release", "unset")
+    assert not tool.release_pin("manual", "abc123") and not tool.release_pin("release", None)

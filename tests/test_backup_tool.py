@@ -16,9 +16,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from backup_helpers import final_files, run_tool, tool_env
+from backup_helpers import final_files, load_tool_module, row_checksums, run_tool, tool_env
 from conftest import SandboxHandle, start_sandbox, stop_sandbox
 from wfops.pgcluster import PostgresCluster, free_port, server_bindir
+
+tool = load_tool_module()
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,10 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     assert restored.returncode == 0, restored.stderr
     with psycopg2.connect(_other_database_url(box.ops_url, "restored_check")) as connection:
         assert _counts(connection, list(manifest["row_counts"])) == manifest["row_counts"]
+    # Every table's checksum, computed here from the restored rows, is the manifest's.
+    assert manifest["checksum_kind"] == tool.CHECKSUM_KIND
+    restored_sums = row_checksums(_other_database_url(box.ops_url, "restored_check"), tool._CHECKSUM_SESSION)
+    assert restored_sums == manifest["table_checksums"] and set(restored_sums) == set(manifest["row_counts"])
     with admin.cursor() as cursor:
         cursor.execute("DROP DATABASE restored_check WITH (FORCE)")
 
@@ -116,6 +122,7 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     report = json.loads(drill.stdout)
     assert report["result"] == "ok" and report["findings"] == []
     assert report["drill"]["tables_compared"] == len(manifest["row_counts"])
+    assert report["drill"]["checksums_compared"] == len(manifest["row_counts"])
     assert report["drill"]["rows_restored"] == sum(manifest["row_counts"].values())
     with admin.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_database WHERE datname LIKE 'wf_drill_%'")
@@ -123,6 +130,24 @@ def test_a_backup_restores_with_every_table_count_equal_to_its_manifest(box: San
     admin.close()
     listed = json.loads(run_tool(env, "list", "--json").stdout)
     assert [(b["id"], b["verification"]) for b in listed] == [(result["id"], "ok")]
+
+
+def test_an_empty_database_is_backed_up_as_a_rollbacks_safety_dump_on_a_new_host_takes_it(
+    box: SandboxHandle, backup_dir: Path
+) -> None:
+    """A recovered host's database is new and empty (no tables, no Drizzle bookkeeping): the rollback's safety dump
+    of it, its verification and its count of what a restore would lose must all work."""
+    with contextlib.closing(_admin(box)) as admin, admin.cursor() as cursor:
+        cursor.execute("DROP DATABASE IF EXISTS wf_empty WITH (FORCE)")
+        cursor.execute("CREATE DATABASE wf_empty")
+    env = tool_env(_other_database_url(box.ops_url, "wf_empty"), backup_dir)
+    created = run_tool(env, "create", "--reason", "pre-rollback", "--release-ref", "before restoring X", "--verify")
+    assert created.returncode == 0, created.stderr
+    manifest = json.loads((backup_dir / f"{json.loads(created.stdout)['id']}.json").read_text())
+    assert (manifest["migration_head"], manifest["row_counts"], manifest["table_checksums"]) == (None, {}, {})
+    assert manifest["verification"]["result"] == "ok"
+    lost = run_tool(env, "changes-since", manifest["id"])
+    assert lost.returncode == 0 and json.loads(lost.stdout)["rows"] == 0, lost.stderr
 
 
 def test_a_corrupted_archive_fails_verification(box: SandboxHandle, backup_dir: Path) -> None:
@@ -316,6 +341,8 @@ def test_row_counts_come_from_the_dumps_own_snapshot_and_no_password_is_in_any_p
         cursor.execute("SELECT count(*) FROM guests")
         assert cursor.fetchone()[0] == 3005
         cursor.execute("DELETE FROM guests WHERE first_name = 'late'")
+    # The checksums too are the snapshot's: the live database, back to what it held then, has the same ones.
+    assert row_checksums(box.ops_url, tool._CHECKSUM_SESSION) == manifest["table_checksums"]
     drill = run_tool(env, "verify", manifest["id"], "--restore-drill")
     assert json.loads(drill.stdout)["result"] == "ok", drill.stdout
     everything = stdout + stderr + drill.stdout + drill.stderr + run_tool(env, "list").stdout
@@ -488,12 +515,69 @@ def test_restore_brings_back_the_backed_up_rows_in_one_transaction(tmp_path: Pat
             cursor.execute("UPDATE clients SET guest_count = -1")
         restored = run_tool(env, "restore", backup["id"], "--dbname", "weddingflo")
         assert restored.returncode == 0, restored.stderr
+        in_restore = json.loads(restored.stdout)["compare"]
+        assert in_restore["when"] == "inside the restore's transaction" and in_restore["result"] == "ok", in_restore
+        assert in_restore["checksums_compared"] == in_restore["tables_compared"] > 5
+        assert in_restore["migration_head"]["applied"] == 23
         with handle.connect() as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM guests")
             assert cursor.fetchone()[0] == 500
             cursor.execute("SELECT count(*) FROM clients WHERE guest_count = -1")
             assert cursor.fetchone()[0] == 0
+        compared = json.loads(run_tool(env, "compare", backup["id"]).stdout)
+        assert compared["result"] == "ok" and compared["checksums_compared"] == compared["tables_compared"] > 5
+        # Same row counts, one value changed: only the checksum sees it.
+        with handle.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE clients SET guest_count = guest_count + 1 WHERE id IN (SELECT id FROM clients LIMIT 1)"
+            )
+        changed = run_tool(env, "compare", backup["id"])
+        mismatches = json.loads(changed.stdout)["mismatches"]
+        assert changed.returncode == 1 and len(mismatches) == 1, changed.stdout
+        assert (
+            mismatches[0].startswith("public.clients: ")
+            and "rows as the manifest says, but other contents" in (mismatches[0])
+        )
         unknown = run_tool(env, "restore", "backup-19990101-000000", "--dbname", "weddingflo")
         assert unknown.returncode == 1 and "no backup 'backup-19990101-000000'" in unknown.stderr
+    finally:
+        stop_sandbox(handle)
+
+
+def test_a_restore_compares_inside_its_own_transaction_so_the_apps_next_writes_do_not_fail_it(tmp_path: Path) -> None:
+    handle = start_sandbox(tmp_path / "live-box", guests=300)
+    stop = threading.Event()
+    writes: list[int] = []
+
+    def app() -> None:
+        """The app keeps writing, as in a rollback without maintenance (blocked while the restore holds its locks)."""
+        connection = psycopg2.connect(handle.ops_url)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            while not stop.is_set():
+                cursor.execute(
+                    "UPDATE guests SET first_name = first_name || '.' WHERE id IN (SELECT id FROM guests LIMIT 1)"
+                )
+                writes.append(cursor.rowcount)
+                time.sleep(0.02)
+        connection.close()
+
+    try:
+        env = tool_env(handle.ops_url, tmp_path / "b")
+        backup = json.loads(run_tool(env, "create").stdout)
+        writer = threading.Thread(target=app, daemon=True)
+        writer.start()
+        try:
+            restored = run_tool(env, "restore", backup["id"], "--dbname", "weddingflo")
+            time.sleep(0.5)
+            afterwards = run_tool(env, "compare", backup["id"])
+        finally:
+            stop.set()
+            writer.join(timeout=30)
+        assert restored.returncode == 0, restored.stderr
+        assert json.loads(restored.stdout)["compare"]["result"] == "ok", restored.stdout
+        # The same comparison a moment later sees the app's writes: why the restore compares in its transaction.
+        assert afterwards.returncode == 1 and len(writes) > 10, afterwards.stdout
+        assert json.loads(afterwards.stdout)["mismatches"][0].startswith("public.guests: 300 rows as the manifest says")
     finally:
         stop_sandbox(handle)

@@ -256,7 +256,7 @@ def _admin(args: argparse.Namespace) -> int:
     elif args.command == "history":
         print(render_history(entries_from(report.get("history") or []), Serving.from_dict(report.get("serving"))))
     else:
-        print(render_backups(report.get("backups") or []))
+        print(render_backups(report.get("backups") or [], report.get("notes") or []))
     return EXIT_OK
 
 

@@ -185,20 +185,30 @@ def _audit_note(entry: Entry) -> str:
     return "; ".join(notes) or "-"
 
 
-def render_backups(backups: list[dict[str, Any]]) -> str:
-    rows = [("id", "created (UTC)", "reason", "size", "verification", "release")]
+def render_backups(backups: list[dict[str, Any]], notes: list[str] | None = None) -> str:
+    """The host's backups, newest first: where each one is (local, offsite, both) and each copy's check.
+
+    `local` is the last verification of the archive on the host (`not here` when only offsite has it); `offsite` is
+    `verified` (its download matched the manifest), `unverified` (catalogued, not downloaded since), `MISMATCH` (do
+    not use it) or `-` (no offsite copy). `notes` are the tool's own remarks (an offsite catalogue not refreshed).
+    """
+    rows = [("id", "created (UTC)", "reason", "size", "where", "local", "offsite", "release")]
     for backup in backups:
+        offsite = backup.get("offsite") or {}
         rows.append(
             (
                 str(backup.get("id")),
                 str(backup.get("created_at")),
                 str(backup.get("reason")),
                 f"{(backup.get('size_bytes') or 0) / 1024 / 1024:.1f} MB",
+                "+".join(backup.get("locations") or []) or "nowhere",
                 str(backup.get("verification")),
+                str(offsite.get("verification") or "-"),
                 str(backup.get("release_ref") or ""),
             )
         )
-    return _columns(rows) if backups else "no backups"
+    table = _columns(rows) if backups else "no backups"
+    return "\n".join([table, *(notes or [])])
 
 
 def _columns(rows: list[tuple[str, ...]]) -> str:
