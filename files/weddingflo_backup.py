@@ -1141,25 +1141,54 @@ def _restore_through_psql(
     return subprocess.CompletedProcess(restore, code, "", errors.decode(errors="replace"))
 
 
+# wfops's one-writer-at-a-time lock (pg_advisory_lock), the key plugins/module_utils/wfops_pg.py's WRITER_LOCK_KEY
+# (migrate, normalize and stats-repair hold it too; a test keeps the two equal). A restore holds it throughout.
+WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:database-writer").digest()[:8], "big", signed=True)
+WRITER_LOCK_WAIT_S = 60.0
+
+
+def _writer_lock(settings: Settings, database: Database, dbname: str) -> PsqlSession:
+    """A session holding the writer lock of `dbname`; closing it (or this process ending) releases it."""
+    session = connect(settings, database, dbname)
+    session.query("SET application_name = 'wfops-writer restore'")
+    deadline = time.monotonic() + WRITER_LOCK_WAIT_S
+    while session.query(f"SELECT pg_try_advisory_lock({WRITER_LOCK_KEY})")[0][0] != "t":
+        if time.monotonic() > deadline:
+            holder = session.query(
+                "SELECT a.application_name || ' (pid ' || a.pid || ')' FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+                f" AND ((l.classid::bigint << 32) | l.objid::bigint) = {WRITER_LOCK_KEY}"
+            )
+            session.close()
+            who = holder[0][0] if holder else "a session that has just ended"
+            raise BackupError(f"another phase is writing {dbname}: {who} holds wfops's writer lock; retry once it ends")
+        time.sleep(0.5)
+    return session
+
+
 def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
-    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server."""
+    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, as its only writer."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
         raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
     database = Database.from_url(settings.database_url)
     database.refuse_pooler()
     started = time.monotonic()
-    progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
-    _pg_restore(
-        settings,
-        database,
-        dbname,
-        backup.archive,
-        clean=True,
-        jobs=jobs,
-        single_transaction=jobs <= 1,
-        lock_timeout=lock_timeout,
-    )
+    writer = _writer_lock(settings, database, dbname)
+    try:
+        progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
+        _pg_restore(
+            settings,
+            database,
+            dbname,
+            backup.archive,
+            clean=True,
+            jobs=jobs,
+            single_transaction=jobs <= 1,
+            lock_timeout=lock_timeout,
+        )
+    finally:
+        writer.close()
     return {"id": backup.backup_id, "dbname": dbname, "duration_s": round(time.monotonic() - started, 3)}
 
 

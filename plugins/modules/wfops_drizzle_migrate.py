@@ -115,7 +115,15 @@ from ansible.module_utils.wfops_drizzle import (
     read_migrations,
     write_migration_files,
 )
-from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, connection_lost, psycopg2_missing
+from ansible.module_utils.wfops_pg import (
+    PSYCOPG2_HINT,
+    DatabaseError,
+    connect,
+    connection_lost,
+    psycopg2_missing,
+    stop_with_owner,
+    writer_lock,
+)
 
 
 def read_release_migrations(params: dict, check_mode: bool) -> list:
@@ -160,25 +168,29 @@ def main() -> None:
     notes: list[str] = []
     try:
         migrations = read_release_migrations(params, module.check_mode)
-        connection = connect(params["database_url"], "wfops-migrate")
-        try:
-            outcome = migrate(
-                connection,
-                migrations,
-                bookkeeping=Bookkeeping(params["migrations_schema"], params["migrations_table"]),
-                settings=Settings(
-                    lock_wait_s=params["lock_wait"],
-                    lock_timeout=params["lock_timeout"],
-                    statement_timeout=params["statement_timeout"],
-                    retries=params["retries"],
-                    retry_delay_s=params["retry_delay"],
-                    allow_drift=params["allow_drift"],
-                ),
-                check_mode=module.check_mode,
-                log=notes.append,
-            )
-        finally:
-            connection.close()
+        # One writer at a time (wfops_pg.writer_lock, beside the migrator's own lock); a run whose owner is gone
+        # cancels its statement (the migration transaction rolls back) and ends.
+        with writer_lock(params["database_url"], "migrate", params["lock_wait"], writes=not module.check_mode):
+            connection = connect(params["database_url"], "wfops-migrate")
+            stop_with_owner(connection)
+            try:
+                outcome = migrate(
+                    connection,
+                    migrations,
+                    bookkeeping=Bookkeeping(params["migrations_schema"], params["migrations_table"]),
+                    settings=Settings(
+                        lock_wait_s=params["lock_wait"],
+                        lock_timeout=params["lock_timeout"],
+                        statement_timeout=params["statement_timeout"],
+                        retries=params["retries"],
+                        retry_delay_s=params["retry_delay"],
+                        allow_drift=params["allow_drift"],
+                    ),
+                    check_mode=module.check_mode,
+                    log=notes.append,
+                )
+            finally:
+                connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), notes=notes, **exc.facts)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:

@@ -82,6 +82,8 @@ from ansible.module_utils.wfops_pg import (
     connect,
     connection_lost,
     psycopg2_missing,
+    stop_with_owner,
+    writer_lock,
 )
 
 
@@ -106,6 +108,7 @@ def main() -> None:
             "pause": {"type": "float", "default": 0},
             "touch_updated_at": {"type": "bool", "default": True},
             "sample_size": {"type": "int", "default": 5},
+            "writer_lock_wait": {"type": "float", "default": 60},
         },
         mutually_exclusive=[("section", "sections")],
         required_one_of=[("section", "sections")],
@@ -138,11 +141,14 @@ def main() -> None:
     )
     try:
         sections = p["sections"] or [p["section"]]
-        connection = connect(p["database_url"], f"wfops-normalize-{'-'.join(sections)}"[:63])
-        try:
-            results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
-        finally:
-            connection.close()
+        # One writer at a time (wfops_pg.writer_lock); a run whose owner is gone cancels its statement and ends.
+        with writer_lock(p["database_url"], "normalize", p["writer_lock_wait"], writes=not module.check_mode):
+            connection = connect(p["database_url"], f"wfops-normalize-{'-'.join(sections)}"[:63])
+            stop_with_owner(connection)
+            try:
+                results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
+            finally:
+                connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), **exc.facts)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,12 +9,25 @@ from pathlib import Path
 from typing import Any
 
 from wfops.phases import Phase, get_phase, phase_for_role
+from wfops.preconditions import check_environment, require_backup
 from wfops.progress import ProgressPrinter
 from wfops.project import inventory_path, project_root, runs_dir
 from wfops.results import PhaseResult, RunSummary, summary_status
 from wfops.runner import PlaybookOutcome, run_playbook
+from wfops.secrets import is_secret
+from wfops.vault import Vault
 
-_SECRET_LOOKING = re.compile(r"(password|passwd|secret|token|api_key|apikey|database_url|dsn)", re.I)
+# The playbooks that take the release lock: an interrupted run of one of them is recorded and its lock released.
+LOCKING_PLAYBOOKS = {"playbooks/release.yml": "release", "playbooks/rollback.yml": "rollback"}
+_command_vault = Vault()
+# The reason of a phase a guard's error kept from running (the error itself is shown once, under the table).
+_STOPPED = "the run stopped before it (see the error)"
+
+
+def use_vault(vault: Vault) -> None:
+    """The vault of this wfops command: every play it runs gets the same identities (a prompt is asked once)."""
+    global _command_vault  # one vault per command, set once by the CLI
+    _command_vault = vault
 
 
 class SecretInExtraVarsError(ValueError):
@@ -55,12 +67,12 @@ def _now() -> str:
 
 def check_extravars(extravars: dict[str, Any]) -> None:
     for key in extravars:
-        if _SECRET_LOOKING.search(key):
+        if is_secret(key):
             raise SecretInExtraVarsError(key)
 
 
 def phase_result(phase: Phase, outcome: PlaybookOutcome, earlier_failure: str | None) -> PhaseResult:
-    """The result of one phase from the role's set_stats, its failures and its timing."""
+    """The result of one phase from the role's set_stats, its failures, its timing and how the play ended."""
     reported = dict(outcome.stats_data.get(phase.stats_key) or {})
     timing = outcome.role_timings.get(phase.role)
     duration = float(reported.pop("duration_s", timing.duration_s if timing else 0.0) or 0.0)
@@ -74,9 +86,12 @@ def phase_result(phase: Phase, outcome: PlaybookOutcome, earlier_failure: str | 
     if status is not None:
         reported["error"] = f"the role reported an unknown status {status!r}"
         return PhaseResult(phase.name, "failed", duration, reported)
+    if outcome.stopped_by is not None and timing is not None:
+        # It was running when the play stopped: whatever it did before its report is done, the rest is not.
+        reported["error"] = f"interrupted ({outcome.stopped_by}) while it ran"
+        return PhaseResult(phase.name, "interrupted", duration, reported)
     if earlier_failure is not None or not outcome.successful:
-        reason = earlier_failure or "the run stopped before this phase"
-        return PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {reason}"})
+        return PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {earlier_failure or 'the run stopped'}"})
     return PhaseResult(phase.name, "failed", duration, {"error": f"the phase reported no result ({phase.stats_key})"})
 
 
@@ -86,6 +101,8 @@ def _guard_error(outcome: PlaybookOutcome) -> str | None:
         return None
     for message in outcome.failures.values():
         return message
+    if outcome.stopped_by is not None:
+        return f"interrupted ({outcome.stopped_by})"
     if not outcome.successful and not outcome.failures:
         return f"ansible-runner ended {outcome.runner_status} (rc {outcome.rc}); see the run's artifacts"
     return None
@@ -93,23 +110,47 @@ def _guard_error(outcome: PlaybookOutcome) -> str | None:
 
 def _first_failure(results: list[PhaseResult]) -> str | None:
     for result in results:
-        if result.status == "failed":
-            return f"{result.name} failed"
+        if result.status in ("failed", "interrupted"):
+            return f"{result.name} {result.status}"
     return None
+
+
+def _preconditions(request: RunRequest, root: Path) -> None:
+    """Bad input and a machine that cannot do it are found here, before any run dir or play exists."""
+    check_extravars(request.extravars)
+    check_environment(request.env, root, _command_vault)
+    backup = request.extravars.get("rollback_backup_id")
+    if backup:
+        require_backup(str(backup), lambda: run_admin(request.env, "backups", ProgressPrinter(show_tasks=False)))
 
 
 def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None = None) -> RunSummary:
     """Run the request's playbooks, then write summary.json and junit.xml into its run dir."""
-    check_extravars(request.extravars)
     root = project_root()
+    _preconditions(request, root)
     run_id = run_id or new_run_id()
     run_dir = runs_dir(root) / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     started = _now()
+    progress.check_mode = request.check_mode
     progress.run_started(run_id, request.env, request.command)
     extravars = {**request.extravars, "run_id": run_id, "wfops_run_dir": str(run_dir)}
     if request.release_ref:
         extravars["release_ref"] = request.release_ref
+
+    def play(playbook: str, ident: str) -> PlaybookOutcome:
+        return run_playbook(
+            project_dir=root,
+            private_data_dir=run_dir,
+            playbook=root / playbook,
+            inventory=inventory_path(request.env, root),
+            extravars=extravars,
+            check_mode=request.check_mode,
+            progress=progress,
+            ident=ident,
+            run_id=run_id,
+            vault=_command_vault,
+        )
 
     results = [
         PhaseResult(p.name, "skipped", 0.0, {"reason": "not re-run: the release resumed after it"})
@@ -119,47 +160,34 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
     outcome: PlaybookOutcome | None = None
     if request.playbook is not None:
         # One playbook running several phases (release.yml, rollback.yml).
-        outcome = run_playbook(
-            project_dir=root,
-            private_data_dir=run_dir,
-            playbook=root / request.playbook,
-            inventory=inventory_path(request.env, root),
-            extravars=extravars,
-            check_mode=request.check_mode,
-            progress=progress,
-            ident=Path(request.playbook).stem,
-        )
+        outcome = play(request.playbook, Path(request.playbook).stem)
         error = _guard_error(outcome)
         for phase in request.phases:
-            results.append(phase_result(phase, outcome, _first_failure(results) or error))
+            # A guard's error is shown once, under the table; the phases it stopped only point at it.
+            results.append(phase_result(phase, outcome, _first_failure(results) or (_STOPPED if error else None)))
         rollback = get_phase("rollback")
         if rollback not in request.phases and rollback.stats_key in outcome.stats_data:
             # The release rolled its code back by itself (release_auto_rollback).
             results.append(phase_result(rollback, outcome, None))
     else:
         for index, phase in enumerate(request.phases, start=1):
-            earlier = _first_failure(results) or error
+            earlier = _first_failure(results) or (_STOPPED if error else None)
             if earlier is not None:
                 results.append(PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {earlier}"}))
                 continue
-            outcome = run_playbook(
-                project_dir=root,
-                private_data_dir=run_dir,
-                playbook=root / phase.playbook,
-                inventory=inventory_path(request.env, root),
-                extravars=extravars,
-                check_mode=request.check_mode,
-                progress=progress,
-                ident=f"{index:02d}-{phase.name}",
-            )
+            outcome = play(phase.playbook, f"{index:02d}-{phase.name}")
             error = error or _guard_error(outcome)
-            results.append(phase_result(phase, outcome, error))
+            results.append(phase_result(phase, outcome, _STOPPED if error else None))
 
-    release_report = (outcome.stats_data.get("wfops_release") or {}) if outcome else {}
+    stats = outcome.stats_data if outcome else {}
+    stopped_by = outcome.stopped_by if outcome else None
+    if stopped_by is not None and request.playbook in LOCKING_PLAYBOOKS:
+        error = _record_interruption(request, root, run_id, run_dir, started, results, stopped_by, progress) or error
+    release_report = stats.get("wfops_release") or {}
     summary = RunSummary(
         run_id=run_id,
         env=request.env,
-        status=summary_status(results, error),
+        status=summary_status(results, error, interrupted=stopped_by is not None),
         phases=results,
         started_at=started,
         finished_at=_now(),
@@ -168,10 +196,56 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
         release_ref=request.release_ref,
         error=error,
         rollback_command=release_report.get("rollback_command"),
+        refused=(stats.get("wfops_refusal") or {}).get("kind"),
     )
     summary.write_json(run_dir / "summary.json")
     summary.write_junit(run_dir / "junit.xml")
     return summary
+
+
+def _record_interruption(
+    request: RunRequest,
+    root: Path,
+    run_id: str,
+    run_dir: Path,
+    started: str,
+    results: list[PhaseResult],
+    stopped_by: str,
+    progress: ProgressPrinter,
+) -> str | None:
+    """The interrupted release or rollback goes into the ledger and its lock is released, once its processes are
+    gone; None when that worked, else why the lock stays (the run's error says so)."""
+    interrupted = next((r.name for r in results if r.status == "interrupted"), None)
+    backup = next((r.result.get("id") for r in results if r.name == "backup" and r.status == "ok"), None)
+    progress.note(f"wfops: {stopped_by}: recording the run as interrupted and releasing its lock")
+    outcome = run_playbook(
+        project_dir=root,
+        private_data_dir=run_dir,
+        playbook=root / "playbooks" / "interrupted.yml",
+        inventory=inventory_path(request.env, root),
+        extravars={
+            "run_id": run_id,
+            "release_ref": request.release_ref or "",
+            "release_kind": LOCKING_PLAYBOOKS[str(request.playbook)],
+            "release_interruption": {
+                "started_at": datetime.fromisoformat(started).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "signal": stopped_by,
+                "interrupted_phase": interrupted,
+                "phases": {r.name: r.status for r in results},
+                "backup_id": backup,
+            },
+        },
+        check_mode=request.check_mode,
+        progress=ProgressPrinter(show_tasks=False),
+        ident="interrupted",
+        # Its own processes must not count as the interrupted run's (it waits for those to end).
+        run_id=f"cleanup-{run_id}",
+        vault=_command_vault,
+    )
+    if outcome.successful:
+        return None
+    reason = next(iter(outcome.failures.values()), outcome.stopped_by or f"rc {outcome.rc}")
+    return f"interrupted ({stopped_by}); its lock could not be released: {reason}"
 
 
 class AdminError(RuntimeError):
@@ -183,6 +257,7 @@ def run_admin(
 ) -> dict[str, Any]:
     """Run playbooks/admin.yml for `action` (lock-status, lock-release, history, backups, freeze, unfreeze)."""
     root = project_root()
+    check_environment(env, root, _command_vault)
     run_id = new_run_id()
     run_dir = runs_dir(root) / f"{run_id}-{action}"
     outcome = run_playbook(
@@ -194,8 +269,11 @@ def run_admin(
         check_mode=False,
         progress=progress,
         ident="admin",
+        run_id=run_id,
+        vault=_command_vault,
     )
     if not outcome.successful:
-        reason = next(iter(outcome.failures.values()), f"ansible-runner ended {outcome.runner_status}")
+        ended = outcome.stopped_by or f"ansible-runner ended {outcome.runner_status}"
+        reason = next(iter(outcome.failures.values()), ended)
         raise AdminError(f"wfops {action} on {env} failed: {reason}")
     return dict(outcome.stats_data.get("wfops_admin") or {})

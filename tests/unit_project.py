@@ -1,0 +1,56 @@
+"""A copy of the checkout with an environment of its own, `unit`: this machine over a local connection, settings
+that satisfy the guard, a host tree under the copy. Tests replace roles in it to drive the wrapper alone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from conftest import REPO
+
+# An environment of the copied project's own (environments are the inventories that exist): this machine, over a
+# local connection, with settings that satisfy the guard; the stand-in roles never connect.
+UNIT_INVENTORY = """---
+unit:
+  children:
+    weddingflo:
+      hosts:
+        unit-host:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+UNIT_VARS = """---
+wfops_env: unit
+wfops_sandbox: true
+wfops_app_dir: /nonexistent-app
+wfops_database_url: postgresql://postgres@127.0.0.1:1/weddingflo
+wfops_dokploy_url: http://127.0.0.1:1
+wfops_dokploy_service_id: unit-app
+wfops_dokploy_api_key: not-a-real-key
+wfops_app_url: http://127.0.0.1:1
+wfops_smoke_email: smoke@weddingflo.test
+wfops_smoke_password: not-a-real-password
+wfops_host_root: "{{ lookup('ansible.builtin.env', 'WFOPS_UNIT_HOST_ROOT') }}"
+release_become: false
+"""
+
+
+def copy_project(root: Path) -> Path:
+    """A copy of the checkout (everything a run reads) with an environment `unit` of its own."""
+    root.mkdir()
+    for name in ("ansible.cfg", "release.yml", "rollback.yml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("group_vars", "playbooks", "roles", "plugins", "files"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copytree(REPO / "inventory", root / "inventory", symlinks=True)
+    (root / "inventory" / "unit.yml").write_text(UNIT_INVENTORY)
+    (root / "group_vars" / "unit").mkdir()
+    (root / "group_vars" / "unit" / "vars.yml").write_text(UNIT_VARS)
+    return root
+
+
+def unit_env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a wfops command on the copy runs with."""
+    import os
+
+    return {**os.environ, "WFOPS_HOME": str(root), "WFOPS_UNIT_HOST_ROOT": str(root / "host"), **(extra or {})}
