@@ -47,6 +47,12 @@ options:
     elements: dict
     default: []
   report_only: {description: Report failures without failing the task., type: bool, default: false}
+  dry_run:
+    description:
+      - Sign in nowhere (flow 1's sign-in, session and sign-out are reported as skipped); check mode does the same.
+        Otherwise the session the later flows use is signed out at the end, so smoke leaves no session behind.
+    type: bool
+    default: false
 author: wfops
 """
 
@@ -73,6 +79,7 @@ from ansible.module_utils.wfops_smoke import (
     auth_flow,
     invariant_checks,
     isolation_flow,
+    sign_out,
     sse_flow,
 )
 
@@ -96,19 +103,26 @@ def main() -> None:
             "login_roles": {"type": "list", "elements": "str", "default": []},
             "insert_probes": {"type": "list", "elements": "dict", "default": []},
             "report_only": {"type": "bool", "default": False},
+            "dry_run": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     p = module.params
     checks = []
     cookie = None
+    origin = p["origin"] or p["base_url"]
     if "auth" in p["flows"]:
         found, cookie = auth_flow(
-            p["base_url"], p["email"], p["password"], p["origin"] or p["base_url"], p["protected_path"]
+            p["base_url"], p["email"], p["password"], origin, p["protected_path"], check_mode=module.check_mode or p["dry_run"]
         )
         checks += found
-    if "sse" in p["flows"]:
-        checks += sse_flow(p["base_url"], p["sse_path"], cookie, p["sse_timeout"])
+    try:
+        if "sse" in p["flows"]:
+            checks += sse_flow(p["base_url"], p["sse_path"], cookie, p["sse_timeout"])
+    finally:
+        # Every session smoke created ends here (the first one was signed out by its own check).
+        if cookie is not None:
+            checks.append(sign_out(p["base_url"], cookie, origin))
     if {"invariants", "isolation"} & set(p["flows"]):
         missing = psycopg2_missing()
         if missing:
