@@ -1147,11 +1147,11 @@ WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:database-writer").digest
 WRITER_LOCK_WAIT_S = 60.0
 
 
-def _writer_lock(settings: Settings, database: Database, dbname: str) -> PsqlSession:
+def _writer_lock(settings: Settings, database: Database, dbname: str, wait_s: float) -> PsqlSession:
     """A session holding the writer lock of `dbname`; closing it (or this process ending) releases it."""
     session = connect(settings, database, dbname)
     session.query("SET application_name = 'wfops-writer restore'")
-    deadline = time.monotonic() + WRITER_LOCK_WAIT_S
+    deadline = time.monotonic() + wait_s
     while session.query(f"SELECT pg_try_advisory_lock({WRITER_LOCK_KEY})")[0][0] != "t":
         if time.monotonic() > deadline:
             holder = session.query(
@@ -1166,7 +1166,14 @@ def _writer_lock(settings: Settings, database: Database, dbname: str) -> PsqlSes
     return session
 
 
-def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
+def restore(
+    settings: Settings,
+    backup: Backup,
+    dbname: str,
+    jobs: int,
+    lock_timeout: str = "",
+    writer_lock_wait: float = WRITER_LOCK_WAIT_S,
+) -> dict[str, Any]:
     """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, as its only writer."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
@@ -1174,7 +1181,7 @@ def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_tim
     database = Database.from_url(settings.database_url)
     database.refuse_pooler()
     started = time.monotonic()
-    writer = _writer_lock(settings, database, dbname)
+    writer = _writer_lock(settings, database, dbname, writer_lock_wait)
     try:
         progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
         _pg_restore(
@@ -1848,6 +1855,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("--dbname", required=True, help="database name on DATABASE_URL's server")
     restore_cmd.add_argument("--jobs", type=int, default=1, help="1 = one transaction (all or nothing)")
     restore_cmd.add_argument("--lock-timeout", default="", help="give up when a lock is not had within (e.g. 30s)")
+    restore_cmd.add_argument(
+        "--writer-lock-wait", type=float, default=WRITER_LOCK_WAIT_S, help="seconds to wait for another wfops writer"
+    )
     compare_cmd = commands.add_parser("compare", help="the live database against a backup's manifest")
     compare_cmd.add_argument("backup_id", metavar="ID")
     since_cmd = commands.add_parser("changes-since", help="rows created/updated after a time (or a backup)")
@@ -2003,7 +2013,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "restore":
         backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
-        print(json.dumps(restore(settings, backup, args.dbname, args.jobs, args.lock_timeout), sort_keys=True))
+        result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout, args.writer_lock_wait)
+        print(json.dumps(result, sort_keys=True))
         return 0
     if args.command == "compare":
         result = compare_with_manifest(settings, find_any_backup(settings, args.backup_id))
