@@ -1074,12 +1074,16 @@ def _pg_restore(
     jobs: int,
     single_transaction: bool,
     lock_timeout: str = "",
+    client_check_ms: int = 0,
 ) -> None:
     use_list = _restore_list(settings, archive, archive.parent)
     env = _child_env(database, dbname)
     if lock_timeout:
         # Waiting for the app's locks forever would stall the rollback: give up instead, with the reason.
         env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lock_timeout={lock_timeout}".strip()
+    if client_check_ms:
+        # A restore whose client was killed is abandoned (and rolled back) by the server at once, even mid-statement.
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c client_connection_check_interval={client_check_ms}".strip()
     restore = [_tool_path(settings, "pg_restore"), "--no-password", f"--use-list={use_list}"]
     if clean:
         restore += ["--clean", "--if-exists"]
@@ -1183,6 +1187,7 @@ def restore(
     started = time.monotonic()
     writer = _writer_lock(settings, database, dbname, writer_lock_wait)
     try:
+        server = int(writer.query("SHOW server_version_num")[0][0])
         progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
         _pg_restore(
             settings,
@@ -1193,6 +1198,7 @@ def restore(
             jobs=jobs,
             single_transaction=jobs <= 1,
             lock_timeout=lock_timeout,
+            client_check_ms=1000 if server >= 140000 else 0,  # PostgreSQL 14+
         )
     finally:
         writer.close()

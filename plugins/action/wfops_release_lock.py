@@ -57,7 +57,7 @@ def judge(holder: dict[str, Any], processes: ModuleType) -> tuple[bool | None, s
     local = processes.run_processes(str(holder.get("run_id") or "")) if holder.get("run_id") else []
     if local:
         return True, f"its run is still working: {len(local)} process(es) alive on {here['host']}"
-    return False, f"no process of its run is alive (its process {pid or '?'} on {here['host']} is gone)"
+    return False, f"no process of its run is alive; its process {pid or '?'} on {here['host']} is gone"
 
 
 class ActionModule(ActionBase):

@@ -322,6 +322,14 @@ def stop_with_owner(*connections: Any) -> Any:
     from ansible.module_utils.wfops_owner import OwnerWatch
 
     psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    for connection in connections:
+        # PostgreSQL 14+ abandons (and rolls back) a statement whose client is gone even if this process is
+        # killed outright (SIGKILL leaves no time to cancel).
+        if connection is not None and connection.server_version >= 140000:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+            if not connection.autocommit:
+                connection.commit()
 
     def cancel(_why: str) -> None:
         for connection in connections:

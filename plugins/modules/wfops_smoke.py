@@ -111,10 +111,9 @@ def main() -> None:
     checks = []
     cookie = None
     origin = p["origin"] or p["base_url"]
+    dry_run = module.check_mode or p["dry_run"]
     if "auth" in p["flows"]:
-        found, cookie = auth_flow(
-            p["base_url"], p["email"], p["password"], origin, p["protected_path"], check_mode=module.check_mode or p["dry_run"]
-        )
+        found, cookie = auth_flow(p["base_url"], p["email"], p["password"], origin, p["protected_path"], dry_run)
         checks += found
     try:
         if "sse" in p["flows"]:

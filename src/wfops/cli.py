@@ -192,7 +192,10 @@ def _describe_lock(action: str, lock: dict[str, Any]) -> str:
             f"run {holder.get('run_id')}, since {holder.get('since')}"
         )
         if holder.get("liveness"):
-            text += f" ({holder['liveness']})"
+            state = {True: "running", False: "stale"}.get(
+                holder.get("alive"), "possibly stale" if holder.get("stale") else "unknown"
+            )
+            text += f" ({state}: {holder['liveness']})"
     freeze = lock.get("freeze") or {}
     if freeze:
         text += "\n" + _describe_freeze("status", {"freeze": freeze, "freeze_changed": False})
