@@ -81,17 +81,20 @@ class PlaybookProcess:
         if self.stop_signal is None:
             self.stop_signal = signum
             self._stop_deadline = time.monotonic() + GRACE_S
-        if self.child.poll() is None:
+        # Never Popen.poll() here: reaping the child behind wait()'s back would leave wait() waiting forever.
+        if self.child.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.child.pid, signum)
 
     def wait(self) -> int:
         """ansible-playbook's exit status; reaps adopted orphans meanwhile."""
-        while True:
+        while self.child.returncode is None:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                pid, status = 0, 0
+                # No child left to wait for: ansible-playbook was reaped elsewhere, its status lost.
+                self.child.returncode = self.child.returncode if self.child.returncode is not None else 1
+                return self.child.returncode
             if pid == self.child.pid:
                 self.child.returncode = os.waitstatus_to_exitcode(status)
                 return self.child.returncode
@@ -99,6 +102,7 @@ class PlaybookProcess:
                 if self._stop_deadline is not None and time.monotonic() > self._stop_deadline:
                     _signal_all([self.child.pid, *descendants(os.getpid())], signal.SIGKILL)
                 time.sleep(0.05)
+        return self.child.returncode
 
     def end_the_rest(self) -> None:
         """After ansible-playbook ended by a signal or was told to stop: no process of the run may go on alone."""
