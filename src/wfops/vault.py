@@ -140,7 +140,8 @@ class Vault:
             yield []
             return
         self.load()
-        private = Path(tempfile.mkdtemp(prefix="wfops-vault-"))
+        # Only a typed password needs the pipe (and its private directory); a file is named as it is.
+        private = Path(tempfile.mkdtemp(prefix="wfops-vault-")) if self._prompted else None
         writers: list[tuple[Path, threading.Thread]] = []
         try:
             arguments: list[str] = []
@@ -150,6 +151,7 @@ class Vault:
                 if source.source != PROMPT:
                     arguments += ["--vault-id", f"{source.label}@{source.source}"]
                     continue
+                assert private is not None
                 pipe = private / f"vault-{index}"
                 os.mkfifo(pipe, 0o600)
                 writer = threading.Thread(target=_write_once, args=(pipe, self._prompted[f"{index}"]), daemon=True)
@@ -163,7 +165,8 @@ class Vault:
                     # ansible-playbook never read it (it failed before): open the reading end so the writer ends.
                     os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
                     writer.join(timeout=5)
-            shutil.rmtree(private, ignore_errors=True)
+            if private is not None:
+                shutil.rmtree(private, ignore_errors=True)
 
 
 def _ask(label: str) -> bytes:
