@@ -68,6 +68,8 @@ def test_the_monitor_shows_each_of_the_eight_signals_with_its_evidence(shared_sa
     result = shared_sandbox.wfops("monitor", "--env", "local")
     # The sandbox holds the previous release's legacy data: some signals fail, and the command says so.
     assert result.returncode in (0, 1), result.stderr
+    for dependency in ("wfops_pg", "wfops_http", "wfops_invariants", "wfops_smoke"):
+        load(dependency)  # wfops_monitor imports them as ansible.module_utils.<name>
     names = list(load("wfops_monitor").ACTIONS)
     assert len(names) == 8
     block = result.stdout[result.stdout.index("monitor signals:") :]
