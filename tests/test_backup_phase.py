@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from conftest import REPO, SandboxHandle, start_sandbox, stop_sandbox
-from wfops.pgcluster import PostgresCluster
 
 ROLE = REPO / "roles" / "backup"
 
@@ -141,8 +140,10 @@ def test_scheduled_units_are_valid_for_systemd_and_installed_again_only_when_the
 def test_the_release_stops_before_migrate_when_the_backup_fails(tmp_path: Path) -> None:
     handle = start_sandbox(tmp_path / "down", guests=200)
     try:
-        state = json.loads((handle.directory / "state.json").read_text())
-        PostgresCluster(base_dir=handle.directory / "pg", port=state["port"]).stop()
+        # The database is out of reach (a stopped sandbox is refused before any phase, exit 3).
+        url = handle.directory / "database_url"
+        port = json.loads((handle.directory / "state.json").read_text())["port"]
+        url.write_text(url.read_text().replace(f":{port}/", ":1/"))
         result = handle.wfops("release", "--env", "local", "--ref", "abc123", "--json")
         assert result.returncode == 1
         phases = {p["name"]: p for p in json.loads(result.stdout)["phases"]}

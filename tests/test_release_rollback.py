@@ -209,7 +209,8 @@ def test_a_second_release_is_refused_while_the_lock_is_held(box: SandboxHandle) 
     assert module_result(held)["held"] is True
     code, summary = _json_run(box, "release", "--env", "local", "--ref", "r10", "--from", "deploy", *APP_FLOWS)
     assert code == 1
-    assert "the release lock is held by alice (release of r9, run other-run" in summary["error"]
+    # The holder's process (an ad-hoc ansible) has ended, so the lock is refused as stale: held all the same.
+    assert "held by alice (release of r9, run other-run" in summary["error"]
     assert _commit(box) == "previous"
     status = box.wfops("lock", "status", "--env", "local")
     assert "held by alice - release of r9, run other-run" in status.stdout
