@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from checkout import copy_checkout
 from loopback_sshd import run, start_sshd, user_exists
 from wfops.pgcluster import free_port
 
@@ -122,12 +123,7 @@ def staging_project(project: Path, host: SshHost, sandbox_dir: Path, vault_passw
     """A checkout whose `staging` environment is set up the production way and points at the SSH host: the secrets
     in an ansible-vault encrypted group_vars/staging/vault.yml, the host reached by its vault address, the
     committed vars.yml's placeholders replaced by the host's own settings (the sandbox's stand-ins)."""
-    project.mkdir()
-    for name in ("ansible.cfg", "release.yml", "rollback.yml"):
-        shutil.copy(REPO / name, project / name)
-    for name in ("group_vars", "playbooks", "roles", "plugins", "files"):
-        shutil.copytree(REPO / name, project / name)
-    shutil.copytree(REPO / "inventory", project / "inventory", symlinks=True)
+    copy_checkout(project)
     services = json.loads((sandbox_dir / "services.json").read_text())
     secrets = {
         "vault_wfops_host_address": "127.0.0.1",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, VENV_BIN, SandboxHandle, run_wfops
-from unit_project import copy_project, unit_env
+from unit_project import FAILING_ROLE, copy_project, ok_role, replace_role, start_wfops, unit_env
 from wfops.exits import EXIT_CODES, Exit, render_markdown
 
 SLEEPING_ROLE = """---
@@ -20,25 +20,14 @@ SLEEPING_ROLE = """---
   ansible.builtin.command: sleep 317
   changed_when: true
 """
-OK_ROLE = """---
-- name: Report
-  ansible.builtin.set_stats:
-    data: {{{key}: {{status: ok, duration_s: 0.1}}}}
-    per_host: false
-"""
-FAILING_ROLE = """---
-- name: Apply the pending migrations
-  ansible.builtin.fail:
-    msg: migration 0027 failed half-way
-"""
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = copy_project(tmp_path / "project")
     for role in ("preflight", "backup", "normalize", "deploy", "smoke"):
-        (root / "roles" / role / "tasks" / "main.yml").write_text(OK_ROLE.format(key=f"wfops_{role}"))
-    (root / "roles" / "migrate" / "tasks" / "main.yml").write_text(FAILING_ROLE)
+        replace_role(root, role, ok_role(f"wfops_{role}"))
+    replace_role(root, "migrate", FAILING_ROLE)
     return root
 
 
@@ -139,16 +128,8 @@ def test_3_the_sandbox_is_not_up(tmp_path: Path) -> None:
 
 
 def test_130_interrupted(project: Path) -> None:
-    (project / "roles" / "migrate" / "tasks" / "main.yml").write_text(SLEEPING_ROLE)
-    process = subprocess.Popen(
-        [str(VENV_BIN / "wfops"), "run", "backup", "migrate", "normalize", "--env", "unit", "--json"],
-        env=unit_env(project),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    replace_role(project, "migrate", SLEEPING_ROLE)
+    process = start_wfops(project, "run", "backup", "migrate", "normalize", "--env", "unit", "--json")
     _wait_for(lambda: _pids_of("sleep 317"), "the migrate role's command to start")
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)

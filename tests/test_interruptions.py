@@ -14,14 +14,8 @@ import pytest
 
 from conftest import REPO, VENV_BIN
 from faults.processes import processes_of, run_id_of
-from unit_project import copy_project, unit_env
+from unit_project import copy_project, ok_role, replace_role, start_wfops, unit_env
 
-OK_ROLE = """---
-- name: Report
-  ansible.builtin.set_stats:
-    data: {{{key}: {{status: ok, duration_s: 0.1, id: {role}-1}}}}
-    per_host: false
-"""
 LONG_ROLE = """---
 - name: Apply the pending migrations (a long statement)
   ansible.builtin.command: sleep 293
@@ -33,8 +27,8 @@ LONG_ROLE = """---
 def project(tmp_path: Path) -> Path:
     root = copy_project(tmp_path / "project")
     for role in ("preflight", "backup", "normalize", "deploy", "smoke"):
-        (root / "roles" / role / "tasks" / "main.yml").write_text(OK_ROLE.format(key=f"wfops_{role}", role=role))
-    (root / "roles" / "migrate" / "tasks" / "main.yml").write_text(LONG_ROLE)
+        replace_role(root, role, ok_role(f"wfops_{role}", id=f"{role}-1"))
+    replace_role(root, "migrate", LONG_ROLE)
     return root
 
 
@@ -42,15 +36,7 @@ class Release:
     """`wfops release --env unit` in the background, its progress read as it comes."""
 
     def __init__(self, project: Path) -> None:
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "wfops"), "release", "--env", "unit", "--ref", "r1", "--json"],
-            env=unit_env(project),
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        self.process = start_wfops(project, "release", "--env", "unit", "--ref", "r1", "--json")
         assert self.process.stderr is not None
         self.lines = [self.process.stderr.readline()]
 
@@ -120,7 +106,7 @@ def test_ctrl_c_or_sigterm_stops_the_release_records_it_and_releases_the_lock(pr
     assert not _lock(project).exists()
     assert _ledger(project)[-1]["status"] == "interrupted"
     # The next release proceeds.
-    (project / "roles" / "migrate" / "tasks" / "main.yml").write_text(OK_ROLE.format(key="wfops_migrate", role="m"))
+    replace_role(project, "migrate", ok_role("wfops_migrate"))
     again = subprocess.run(
         [str(VENV_BIN / "wfops"), "release", "--env", "unit", "--ref", "r2"],
         env=unit_env(project),

@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 import pytest
 
 from conftest import REPO, run_wfops
-from unit_project import copy_project, unit_env
+from unit_project import FAILING_ROLE, copy_project, unit_env
 from wfops.phases import PHASES
 
 OK_ROLE = """---
@@ -33,12 +33,6 @@ SKIPPED_ROLE = """---
         reason: not implemented yet
         duration_s: 0
     per_host: false
-"""
-
-FAILING_ROLE = """---
-- name: Apply the pending migrations
-  ansible.builtin.fail:
-    msg: migration 0027 failed half-way
 """
 
 
