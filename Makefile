@@ -52,8 +52,10 @@ molecule: setup ## every molecule scenario (one per role), delegated driver on l
 	    && echo "molecule {}: ok" || { echo "molecule {}: FAILED"; cat .molecule-{}.log; exit 1; }'
 	@rm -f .molecule-*.log
 
-bench: setup ## benchmarks at production scale (by hand, not in make test)
-	$(BIN)/python -m bench
+# The cost curve (issue 24): each size its own sandbox under /tmp, seeded once (10M: ~10 min) and brought down after.
+BENCH_SIZES ?= 250000,1000000,3000000,10000000
+bench: setup ## the cost curve at production sizes (by hand, not in make test): bench/RESULTS.md, bench/curve.png
+	$(BIN)/python -m bench --sizes $(BENCH_SIZES) --runs 1 --scenarios release,rollback,normalize,backup,migrate
 
 sandbox-up: setup ## start the local sandbox (GUESTS=N)
 	$(BIN)/wfops sandbox up --guests $(GUESTS)

@@ -1,4 +1,5 @@
-"""`python -m bench`: the sandbox at N guests, each scenario several times with a concurrent writer, RESULTS.md."""
+"""`python -m bench`: the sandbox at N guests (or at each of several sizes: the cost curve), each scenario several times
+with a concurrent writer, RESULTS.md (and with several sizes, the curve's table and plot)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import psycopg2
 
-from bench import baseline, report, scenarios
+from bench import baseline, curve, report, scenarios
 from bench.sandbox import MIGRATED, PRISTINE, REPO, Sandbox, log
 from bench.ssh_host import ssh_release
 
@@ -25,6 +26,13 @@ from bench.ssh_host import ssh_release
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--guests", type=int, default=1_000_000, help="guests seeded in the sandbox (1000000)")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated guest counts: the cost curve, one sandbox per size (<sandbox-dir>-<N>), brought down "
+        "after its size unless --keep-sandboxes (e.g. 250000,1000000,3000000,10000000)",
+    )
+    parser.add_argument("--keep-sandboxes", action="store_true", help="leave each size's sandbox up for a rerun")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of every scenario (3)")
     parser.add_argument(
         "--scenarios",
@@ -48,10 +56,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown scenarios {sorted(unknown)}; choose from {','.join(scenarios.SCENARIOS)}")
     args.small_sandbox_dir = args.small_sandbox_dir or Path(f"{args.sandbox_dir}-small")
+    try:
+        args.sizes = [int(size) for size in args.sizes.split(",")] if args.sizes else [args.guests]
+    except ValueError:
+        parser.error(f"--sizes takes guest counts separated by commas, not {args.sizes!r}")
     if set(args.scenarios.split(",")) <= scenarios.SMALL_SCENARIOS:
         # Nothing asked needs the big sandbox: the small one is the only one brought up.
-        args.sandbox_dir, args.guests = args.small_sandbox_dir, args.small_guests
+        args.sandbox_dir, args.guests, args.sizes = args.small_sandbox_dir, args.small_guests, [args.small_guests]
     return args
+
+
+def sandbox_dir(args: argparse.Namespace, guests: int) -> Path:
+    """The big sandbox of this size: --sandbox-dir itself for one size, <sandbox-dir>-<N> on a curve."""
+    return args.sandbox_dir if len(args.sizes) == 1 else Path(f"{args.sandbox_dir}-{guests}")
 
 
 def _migration_count(sandbox: Sandbox) -> int:
@@ -90,16 +107,21 @@ def rerender(out: Path) -> int:
     data = json.loads(out.with_suffix(".json").read_text())
     measures = [scenarios.Measure(**m) for m in data["measures"]]
     out.write_text(report.render(data["machine"], data["settings"], measures))
+    if len(data["settings"].get("sizes") or []) > 1:
+        curve.plot(measures, out.parent / curve.PLOT)
     log(f"{out} re-rendered from {out.with_suffix('.json')}")
     return 0
 
 
-def _context(args: argparse.Namespace, wanted: set[str], work: Path, machine: dict[str, object]) -> scenarios.Context:
+def _context(
+    args: argparse.Namespace, guests: int, wanted: set[str], work: Path, machine: dict[str, object]
+) -> scenarios.Context:
     """The big sandbox and, for scenario 5, the small one (the same one when only scenario 5 is asked)."""
-    sandbox = Sandbox(args.sandbox_dir)
-    owner = prepare(sandbox, args.guests, work, migrated="normalize" in wanted)
+    sandbox = Sandbox(sandbox_dir(args, guests))
+    owner = prepare(sandbox, guests, work, migrated="normalize" in wanted)
     machine["postgres"] = sandbox.server_version()
     machine["database_bytes"] = sandbox.size()
+    machine.setdefault("database_bytes_by_size", {})[str(guests)] = machine["database_bytes"]  # type: ignore[index]
     migrations_sql = work / "migrations.sql"
     machine["pending_migrations"] = baseline.migrations_script(sandbox, migrations_sql)
     ctx = scenarios.Context(sandbox, work, sandbox.guest_ids(2000), migrations_sql, owner)
@@ -119,12 +141,25 @@ def _run_once(ctx: scenarios.Context, run: int, wanted: set[str]) -> list[scenar
         measures += scenarios.normalize(ctx, run)
     if "backup" in wanted:
         measures += scenarios.backup(ctx, run)
+    if "migrate" in wanted:
+        measures += scenarios.migrate(ctx, run)
     # Local and SSH take turns going first, so a load trend does not always favour the same one.
     small = [(scenarios.overhead, "overhead"), (scenarios.overhead_ssh, "overhead-ssh")]
     for scenario, name in small if run % 2 else reversed(small):
         if name in wanted:
             measures += scenario(ctx, run)
     return measures
+
+
+def _write(
+    out: Path, machine: dict[str, object], settings: dict[str, object], measures: list[scenarios.Measure]
+) -> None:
+    out.with_suffix(".json").write_text(
+        json.dumps({"machine": machine, "settings": settings, "measures": [asdict(m) for m in measures]}, indent=1)
+    )
+    out.write_text(report.render(machine, settings, measures))
+    if len({m.guests for m in measures}) > 1:
+        curve.plot(measures, out.parent / curve.PLOT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,26 +180,35 @@ def main(argv: list[str] | None = None) -> int:
     }
     # A `kill` ends the benchmark through its clean-ups too (the SSH scenario's users, sudoers rule and sshd).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    measures: list[scenarios.Measure] = []
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(shutil.rmtree, work, ignore_errors=True)  # the bare dumps: hundreds of MB at 1M guests
-        ctx = _context(args, wanted, work, machine)
-        if "overhead-ssh" in wanted and ctx.small:
-            ctx.ssh = cleanup.enter_context(ssh_release(ctx.small))
-        measures: list[scenarios.Measure] = []
-        raw = args.out.with_suffix(".json")
-        for run in range(1, args.runs + 1):
-            measures += _run_once(ctx, run, wanted)
-            machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
-            machine["elapsed_s"] = round(time.time() - started)
-            settings = {"guests": args.guests, "runs": run, "runs_asked": args.runs, "small_guests": args.small_guests}
-            raw.write_text(
-                json.dumps(
-                    {"machine": machine, "settings": settings, "measures": [asdict(m) for m in measures]}, indent=1
-                )
-            )
-            args.out.write_text(report.render(machine, settings, measures))
-            log(f"run {run} of {args.runs} done; {args.out} written ({machine['elapsed_s']}s so far)")
-        ctx.sandbox.restore(PRISTINE, ctx.owner)
+        for number, guests in enumerate(args.sizes):
+            # The small sandbox's scenarios (the fixed overhead) do not depend on the size: measured once.
+            asked = wanted if number == 0 else wanted - scenarios.SMALL_SCENARIOS
+            ctx = _context(args, guests, asked, work, machine)
+            if "overhead-ssh" in asked and ctx.small:
+                ctx.ssh = cleanup.enter_context(ssh_release(ctx.small))
+            for run in range(1, args.runs + 1):
+                for measure in _run_once(ctx, run, asked):
+                    measure.guests = guests
+                    measures.append(measure)
+                machine["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
+                machine["elapsed_s"] = round(time.time() - started)
+                settings = {
+                    "guests": guests,
+                    "sizes": args.sizes[: number + 1],
+                    "sizes_asked": args.sizes,
+                    "runs": run,
+                    "runs_asked": args.runs,
+                    "small_guests": args.small_guests,
+                }
+                _write(args.out, machine, settings, measures)
+                log(f"{guests} guests: run {run} of {args.runs} done ({machine['elapsed_s']}s so far)")
+            ctx.sandbox.restore(PRISTINE, ctx.owner)
+            if len(args.sizes) > 1 and not args.keep_sandboxes:
+                log(f"sandbox {ctx.sandbox.directory} down (disk: --keep-sandboxes keeps it)")
+                ctx.sandbox.wfops("sandbox", "down")
     return 0
 
 

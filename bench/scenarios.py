@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from bench.writer import Writer
 if TYPE_CHECKING:
     from bench.ssh_host import SshRelease
 
-SCENARIOS = ("release", "normalize", "backup", "rollback", "overhead", "overhead-ssh")
+SCENARIOS = ("release", "normalize", "backup", "rollback", "migrate", "overhead", "overhead-ssh")
 # Scenarios on the small sandbox only: when nothing else is asked, the big one is not brought up.
 SMALL_SCENARIOS = frozenset({"overhead", "overhead-ssh"})
 
@@ -39,6 +41,7 @@ class Measure:
     load_end: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    guests: int = 0  # the sandbox's size (the curve has several)
 
 
 @dataclass
@@ -201,6 +204,7 @@ def backup(ctx: Context, run: int) -> list[Measure]:
                 result = _result(summary, "backup")
                 m.extra["size_bytes"] = result.get("size_bytes")
                 m.extra["dump_duration_s"] = result.get("dump_duration_s")
+                m.extra.update(_free_disk_estimate(sandbox))
 
         else:
 
@@ -211,6 +215,46 @@ def backup(ctx: Context, run: int) -> list[Measure]:
                 m.steps, m.extra["size_bytes"] = timed.steps, archive.stat().st_size
 
         out.append(_measure("backup", variant, run, sandbox, ctx.ids, body))
+    return out
+
+
+def _free_disk_estimate(sandbox: Sandbox) -> dict[str, Any]:
+    """What the backup tool's free-disk check estimates for this database (its own dry run, after the measure)."""
+    host = sandbox.directory / "host"
+    done = subprocess.run(
+        [sys.executable, str(host / "usr/local/bin/weddingflo-backup"), "--env-file",
+         str(host / "etc/weddingflo-backup/backup.env"), "create", "--dry-run"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return {"estimate_error": done.stderr.strip()[-300:]}
+    estimate = json.loads(done.stdout)
+    return {
+        "table_bytes": estimate.get("table_bytes"),
+        "estimated_size_bytes": estimate.get("estimated_size_bytes"),
+        "database_bytes": sandbox.size(),
+    }
+
+
+def migrate(ctx: Context, run: int) -> list[Measure]:
+    """The pending migrations from the pristine copy: `wfops run migrate` vs `psql -1`, the writer's stall in both."""
+    out: list[Measure] = []
+    sandbox = ctx.sandbox
+    for variant in ["wfops", "bare"] if run % 2 else ["bare", "wfops"]:
+        _reset(sandbox, PRISTINE, ctx.owner)
+        if variant == "wfops":
+
+            def body(m: Measure) -> None:
+                _wfops(sandbox, m, "run", "migrate", "--env", "local")
+
+        else:
+
+            def body(m: Measure) -> None:
+                timed = baseline.Timed()
+                baseline.migrate(timed, sandbox, ctx.migrations_sql)
+                m.steps = timed.steps
+
+        out.append(_measure("migrate", variant, run, sandbox, ctx.ids, body))
     return out
 
 

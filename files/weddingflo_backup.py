@@ -12,6 +12,7 @@ from argv, and reaches the PostgreSQL tools as libpq environment variables.
   verify ID [--restore-drill]
   prune [--dry-run] [--json]
   restore ID --dbname NAME [--jobs N] [--lock-timeout 30s]
+  resolve ID|latest        (latest = the newest verified backup that is not a safety backup)
   compare ID
   changes-since TIME|ID [--sample N]
   offsite copy [ID] [--no-prune] | offsite pull | offsite prune [--dry-run] [--json]
@@ -1490,20 +1491,28 @@ def all_backups(settings: Settings) -> list[Backup]:
     return sorted(merged, key=lambda b: (b.manifest.get("created_at", ""), b.backup_id), reverse=True)
 
 
+def newest_restorable(backups: list[Backup]) -> Backup | None:
+    """What `latest` means for a restore: the newest backup whose verification passed, safety dumps excepted."""
+    verified = (b for b in backups if (b.manifest.get("verification") or {}).get("result") == "ok")
+    return next((b for b in verified if b.manifest.get("reason") != "pre-rollback"), None)
+
+
 def find_any_backup(settings: Settings, backup_id: str) -> Backup:
-    """A backup on this host or offsite (`latest` = the newest of both); the catalogue is refreshed when it does not
-    know the backup."""
+    """A backup on this host or offsite (`latest` = the newest restorable of both); the catalogue is refreshed when it
+    does not know the backup."""
     for attempt in ("cached", "refreshed"):
         if attempt == "refreshed":
             if settings.offsite is None:
                 break
             pull_catalogue(settings, Offsite(settings.offsite))
         found = all_backups(settings)
-        if backup_id == "latest" and found:
-            return found[0]
+        if backup_id == "latest" and newest_restorable(found) is not None:
+            return newest_restorable(found)
         for backup in found:
             if backup.backup_id == backup_id:
                 return backup
+    if backup_id == "latest":
+        raise BackupError(f"there is no verified backup other than safety backups in {settings.backup_dir}")
     return find_backup(settings.backup_dir, backup_id)  # raises the usual "no backup" sentence
 
 
@@ -1864,6 +1873,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument(
         "--writer-lock-wait", type=float, default=WRITER_LOCK_WAIT_S, help="seconds to wait for another wfops writer"
     )
+    resolve_cmd = commands.add_parser("resolve", help="the backup an id or latest names (latest: verified, not safety)")
+    resolve_cmd.add_argument("backup_id", metavar="ID|latest")
     compare_cmd = commands.add_parser("compare", help="the live database against a backup's manifest")
     compare_cmd.add_argument("backup_id", metavar="ID")
     since_cmd = commands.add_parser("changes-since", help="rows created/updated after a time (or a backup)")
@@ -2021,6 +2032,12 @@ def run(args: argparse.Namespace) -> int:
         backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
         result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout, args.writer_lock_wait)
         print(json.dumps(result, sort_keys=True))
+        return 0
+    if args.command == "resolve":
+        backup = find_any_backup(settings, args.backup_id)
+        keys = ("created_at", "reason", "release_ref")
+        described = {"id": backup.backup_id, **{key: backup.manifest.get(key) for key in keys}}
+        print(json.dumps({**described, "present": backup.archive.is_file()}, sort_keys=True))
         return 0
     if args.command == "compare":
         result = compare_with_manifest(settings, find_any_backup(settings, args.backup_id))

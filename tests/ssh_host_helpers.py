@@ -62,6 +62,7 @@ class SshHost:
             "migrate_become": True,
             "release_become": True,
             "rollback_become": True,
+            "deploy_become": True,
         }
 
     def write_inventory(self, path: Path, host_name: str = "hetzner") -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from conftest import REPO, SandboxHandle, start_sandbox, stop_sandbox
+from conftest import REPO, SandboxHandle, run_wfops, start_sandbox, stop_sandbox
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def _mode(box: SandboxHandle, **mode: object) -> None:
     _post(_services(box)["dokploy_url"] + "/__standin/mode", {**defaults, **mode})
 
 
-def _app(box: SandboxHandle, **switches: bool) -> None:
-    _post(_services(box)["app_url"] + "/__standin/app", {"healthy": True, "sse": True, **switches})
+def _app(box: SandboxHandle, **switches: object) -> None:
+    defaults = {"healthy": True, "sse": True, "version_field": "commit", "version_format": "full"}
+    _post(_services(box)["app_url"] + "/__standin/app", {**defaults, **switches})
 
 
 @pytest.fixture(autouse=True)
@@ -70,8 +72,9 @@ def healthy_stand_ins(box: SandboxHandle) -> Iterator[None]:
     _app(box)
 
 
-def _deploy(box: SandboxHandle, ref: str, *extra: str) -> tuple[int, dict, str]:
-    result = box.wfops("run", "deploy", "--env", "local", "-e", f"release_ref={ref}", "--json", *extra)
+def _deploy(box: SandboxHandle, ref: str, *extra: str, app_dir: Path | None = None) -> tuple[int, dict, str]:
+    env = {**box.env, "WFOPS_APP_DIR": str(app_dir)} if app_dir else box.env
+    result = run_wfops("run", "deploy", "--env", "local", "-e", f"release_ref={ref}", "--json", *extra, env=env)
     return result.returncode, json.loads(result.stdout)["phases"][0], result.stdout + result.stderr
 
 
@@ -79,16 +82,67 @@ def _commit(box: SandboxHandle) -> str:
     return _get(_services(box)["app_url"] + "/api/health")[1]["commit"]
 
 
+@pytest.fixture(scope="module")
+def app_checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """A git checkout of the app with two commits, the first tagged v1.0: (directory, v1.0's commit, the head)."""
+    checkout = tmp_path_factory.mktemp("checkout")
+
+    def git(*args: str) -> str:
+        completed = subprocess.run(
+            ["git", "-C", str(checkout), "-c", "user.name=wfops", "-c", "user.email=wfops@weddingflo.test", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return completed.stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("commit", "-q", "--allow-empty", "-m", "release 1.0")
+    git("tag", "v1.0")
+    tagged = git("rev-parse", "HEAD")
+    git("commit", "-q", "--allow-empty", "-m", "next")
+    return checkout, tagged, git("rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize(
+    ("ref", "field", "style", "reported"),
+    [
+        ("v1.0", "commit", "full", "tagged"),  # a tag ref; the app reports the full SHA
+        ("v1.0", "commit", "short", "tagged7"),  # a tag ref; the app reports a short SHA
+        ("tagged", "commit", "tag", "v1.0"),  # a SHA ref; the app reports the tag
+        ("head7", "build.git.sha", "full", "head"),  # a short SHA ref; the version in a field of its own
+    ],
+)
+def test_the_health_check_knows_a_release_by_its_commit_tag_or_short_sha(
+    box: SandboxHandle, app_checkout: tuple[Path, str, str], ref: str, field: str, style: str, reported: str
+) -> None:
+    checkout, tagged, head = app_checkout
+    names = {"tagged": tagged, "tagged7": tagged[:7], "head": head, "head7": head[:7]}
+    ref, reported = names.get(ref, ref), names.get(reported, reported)
+    _app(box, version_field=field, version_format=style)
+    extra = () if field == "commit" else ("-e", f"deploy_health_commit_field={field}")
+    code, phase, _ = _deploy(box, ref, *extra, app_dir=checkout)
+    assert code == 0, phase
+    assert phase["result"]["health"]["reported"] == reported and phase["result"]["health"]["field"] == field
+    deployed = phase["result"]["deployed"]
+    assert (deployed["ref"], deployed["reported"]) == (ref, reported)
+    assert deployed["commit"] == (tagged if ref in ("v1.0", tagged) else head), "the ref, resolved in the checkout"
+    # One check: took a single answer once the new app was up, not the whole timeout.
+    assert phase["result"]["health"]["checks"] <= 3, phase["result"]["health"]
+
+
 def test_a_deploy_is_found_by_its_title_waited_for_and_healthy_with_the_new_commit(box: SandboxHandle) -> None:
     code, first, _ = _deploy(box, "r1")
     assert code == 0, first
     assert first["result"]["deployment"]["status"] == "done"
     assert first["result"]["deployment"]["title"].startswith("wfops r1 ")
-    assert first["result"]["health"]["commit"] == "r1" and _commit(box) == "r1"
+    assert first["result"]["health"]["reported"] == "r1" and _commit(box) == "r1"
     code, second, _ = _deploy(box, "r2")
     assert code == 0, second
-    assert second["result"]["previous"]["deploymentId"] == first["result"]["deployment"]["deploymentId"]
-    assert second["result"]["previous"]["rollbackId"]
+    # What served before comes from the ledger, which the first deploy wrote.
+    assert second["result"]["previous"]["deployment_id"] == first["result"]["deployment"]["deploymentId"]
+    assert second["result"]["previous"]["rollback_id"] == first["result"]["deployment"]["rollbackId"]
+    assert second["result"]["previous"] == first["result"]["deployed"]
     assert _commit(box) == "r2"
 
 
@@ -120,14 +174,20 @@ def test_an_app_that_never_becomes_healthy_fails_the_phase(box: SandboxHandle) -
     _mode(box, health_after_deploy="fail")
     code, phase, _ = _deploy(box, "sick", "-e", "deploy_health_timeout=2")
     assert code == 1
-    assert "the app never became healthy reporting commit sick" in phase["result"]["error"]
+    assert "the app never became healthy reporting sick at http://" in phase["result"]["error"]
     assert "last answer: 503" in phase["result"]["error"]
+    # Deployed all the same (Dokploy said done): the ledger records it as serving, unhealthy.
+    assert phase["result"]["deployed"]["ref"] == "sick" and phase["result"]["deployed"]["healthy"] is False
 
 
 def test_done_is_not_enough_when_the_app_does_not_report_the_release(box: SandboxHandle) -> None:
+    running = _commit(box)
     code, phase, _ = _deploy(box, "not-pushed", "-e", "deploy_push_argv=[]", "-e", "deploy_health_timeout=2")
     assert code == 1
-    assert "never became healthy reporting commit not-pushed" in phase["result"]["error"]
+    assert (
+        f"answers but never reported the expected version within 2s: commit is {running!r}, expected not-pushed"
+        in phase["result"]["error"]
+    ), phase["result"]["error"]
 
 
 def test_a_rejected_api_key_says_what_to_fix_and_is_never_shown(box: SandboxHandle) -> None:

@@ -87,7 +87,14 @@ def test_2_staging_without_a_ref(command: tuple[str, ...]) -> None:
 def test_2_a_backup_that_does_not_exist_before_any_work(shared_sandbox: SandboxHandle) -> None:
     started = time.monotonic()
     result = shared_sandbox.wfops(
-        "rollback", "--env", "local", "--database", "--backup", "backup-19990101-000000", "--confirm", "x"
+        "rollback",
+        "--env",
+        "local",
+        "--database",
+        "--backup",
+        "backup-19990101-000000",
+        "--confirm",
+        "backup-19990101-000000",
     )
     assert result.returncode == 2, result.stdout + result.stderr
     assert "no backup 'backup-19990101-000000'" in result.stderr

@@ -15,6 +15,7 @@ import psycopg2
 import pytest
 
 from conftest import REPO, SandboxHandle, module_result, run_module, start_sandbox, stop_sandbox
+from migrate_helpers import bookkeeping_rows, concurrent_runs, schema_dump
 from wfops.drizzle import (
     ADVISORY_LOCK_KEY,
     MigrationError,
@@ -36,23 +37,9 @@ def box(tmp_path: Path) -> Iterator[SandboxHandle]:
     stop_sandbox(handle)
 
 
-def _bookkeeping(url: str) -> list[tuple]:
-    connection = psycopg2.connect(url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT id, hash, created_at FROM drizzle.__drizzle_migrations ORDER BY id")
-            return cursor.fetchall()
-    finally:
-        connection.close()
-
-
 def _database_fingerprint(url: str) -> dict[str, object]:
     """The schema as pg_dump prints it, and an md5 of every table's rows."""
-    schema = subprocess.run(
-        ["pg_dump", "--schema-only", "--no-owner", url], capture_output=True, text=True, check=True
-    ).stdout
-    # pg_dump 15.14+ brackets its output with a random \restrict key: not part of the schema.
-    schema = "\n".join(line for line in schema.splitlines() if not line.startswith(("\\restrict", "\\unrestrict")))
+    schema = schema_dump(url)
     connection = psycopg2.connect(url)
     tables = {}
     try:
@@ -100,6 +87,10 @@ def _module(url: str, migrations_dir: Path, *args: str) -> subprocess.CompletedP
 _module_result = module_result
 
 
+def _releases(box: SandboxHandle) -> Path:
+    return box.directory / "host" / "var" / "lib" / "weddingflo" / "releases"
+
+
 def test_the_sandbox_release_applies_0023_to_0027_and_a_second_run_applies_nothing(box: SandboxHandle) -> None:
     first = box.wfops("run", "migrate", "--env", "local", "-e", "release_ref=r1", "--json")
     assert first.returncode == 0, first.stderr
@@ -122,17 +113,21 @@ def test_the_sandbox_release_applies_0023_to_0027_and_a_second_run_applies_nothi
     second = box.wfops("run", "migrate", "--env", "local", "-e", "release_ref=r1", "--json")
     again = json.loads(second.stdout)["phases"][0]["result"]
     assert again["applied"] == [] and again["pending"] == []
-    assert len(_bookkeeping(box.ops_url)) == 28
+    assert len(bookkeeping_rows(box.ops_url)) == 28
+    # The record of the release, kept once it succeeded: the files byte for byte.
+    record = _releases(box) / "r1" / "drizzle"
+    assert report["record"] == str(record)
+    assert (record / "0024_enable_rls.sql").read_bytes() == (MIGRATIONS / "0024_enable_rls.sql").read_bytes()
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(box: SandboxHandle) -> None:
-    before = _bookkeeping(box.ops_url)
+    before = bookkeeping_rows(box.ops_url)
     result = box.wfops("run", "migrate", "--env", "local", "--check", "--json")
     assert result.returncode == 0, result.stderr
     plan = json.loads(result.stdout)["phases"][0]["result"]["pending"]
     assert [p["tag"][:4] for p in plan] == ["0023", "0024", "0025", "0026", "0027"]
     assert plan[1]["statements"] == 24 and plan[1]["first_lines"][0].startswith("-- Custom SQL migration")
-    assert _bookkeeping(box.ops_url) == before
+    assert bookkeeping_rows(box.ops_url) == before
     assert not (box.directory / "host" / "var" / "lib").exists()
 
 
@@ -144,11 +139,11 @@ def test_a_database_migrated_by_wfops_is_up_to_date_for_real_drizzle_kit(box: Sa
     finally:
         connection.close()
     assert len(outcome.applied) == 28
-    before = _bookkeeping(url)
+    before = bookkeeping_rows(url)
     kit = _drizzle_kit_migrate(url)
     assert kit.returncode == 0, kit.stdout + kit.stderr
     assert "migrations applied successfully" in kit.stdout + kit.stderr
-    assert _bookkeeping(url) == before
+    assert bookkeeping_rows(url) == before
 
 
 def test_a_database_migrated_by_drizzle_kit_is_up_to_date_for_wfops(box: SandboxHandle) -> None:
@@ -193,6 +188,7 @@ def test_a_migration_failing_half_way_leaves_the_database_exactly_as_before(box:
         and phases["normalize"]["result"]["reason"] == "not run: migrate failed"
     )
     assert _database_fingerprint(box.ops_url) == before
+    assert not (_releases(box) / "broken").exists(), "no record of a release whose migrations failed"
 
 
 def test_an_edited_applied_migration_is_caught_before_anything_runs(box: SandboxHandle, tmp_path: Path) -> None:
@@ -206,7 +202,12 @@ def test_an_edited_applied_migration_is_caught_before_anything_runs(box: Sandbox
     assert "0005_clients was edited after it was applied" in outcome["msg"]
     assert outcome["findings"][0]["kind"] == "edited"
     assert outcome["findings"][0]["file_hash"] != outcome["findings"][0]["applied_hash"]
-    assert len(_bookkeeping(box.ops_url)) == 23
+    assert len(bookkeeping_rows(box.ops_url)) == 23
+    # Through the role too: refused before anything runs, and no record of the refused release on the host.
+    source = f"migrate_source_dir={edited}"
+    refused = box.wfops("run", "migrate", "--env", "local", "-e", "release_ref=r2", "-e", source)
+    assert refused.returncode == 1
+    assert not (_releases(box) / "r2").exists()
 
 
 def test_an_old_migration_drizzle_would_skip_is_caught_and_can_be_allowed(box: SandboxHandle, tmp_path: Path) -> None:
@@ -224,33 +225,17 @@ def test_an_old_migration_drizzle_would_skip_is_caught_and_can_be_allowed(box: S
     assert refused.returncode != 0
     message = _module_result(refused)["msg"]
     assert "0019b_hotfix" in message and "Drizzle would skip it silently" in message
-    assert len(_bookkeeping(box.ops_url)) == 23
+    assert len(bookkeeping_rows(box.ops_url)) == 23
     allowed = _module(box.ops_url, folder, "allow_drift=true")
     assert allowed.returncode == 0, allowed.stdout
     assert [m["tag"][:4] for m in _module_result(allowed)["applied"]] == ["0023", "0024", "0025", "0026", "0027"]
 
 
 def test_two_concurrent_runs_never_both_apply(box: SandboxHandle) -> None:
-    migrations = read_migrations(MIGRATIONS)
-    outcomes: list[object] = []
-
-    def run() -> None:
-        connection = psycopg2.connect(box.ops_url)
-        try:
-            outcomes.append(migrate(connection, migrations, settings=Settings(lock_wait_s=60)))
-        except MigrationError as exc:
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    applied = sorted(len(o.applied) for o in outcomes)  # type: ignore[union-attr]
+    outcomes = concurrent_runs(box.ops_url, read_migrations(MIGRATIONS), Settings(lock_wait_s=60))
+    applied = sorted(len(o.applied) for o in outcomes)  # type: ignore[attr-defined]
     assert applied == [0, 5]
-    rows = _bookkeeping(box.ops_url)
+    rows = bookkeeping_rows(box.ops_url)
     assert len(rows) == 28 and len({r[1] for r in rows}) == 28
 
 
@@ -268,7 +253,7 @@ def test_a_run_that_cannot_get_the_migration_lock_names_its_holder(box: SandboxH
         assert result.returncode != 0
         message = _module_result(result)["msg"]
         assert f"pid {pid} (release-by-alice" in message and "waited 1s" in message
-        assert len(_bookkeeping(box.ops_url)) == 23
+        assert len(bookkeeping_rows(box.ops_url)) == 23
     finally:
         holder.close()
 
@@ -291,7 +276,7 @@ def test_a_migration_blocked_by_a_lock_gives_up_retries_and_leaves_the_other_ses
         assert cursor.rowcount == 1
     app.commit()
     app.close()
-    assert len(_bookkeeping(box.ops_url)) == 23
+    assert len(bookkeeping_rows(box.ops_url)) == 23
 
     # When the blocker goes away between attempts, a retry succeeds.
     blocker = psycopg2.connect(box.ops_url)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
 
 from conftest import REPO, SandboxHandle, run_module, start_sandbox, stop_sandbox
 from wfops.drizzle import migrate, read_migrations
+from wfops.pgcluster import PostgresCluster
 from wfops.plugin_code import load
 
 RSVP_CASES = {
@@ -198,9 +201,10 @@ def test_the_dry_run_counts_what_the_run_changes_and_a_second_run_changes_nothin
     expected = {"rsvp": 900, "guest_side": 900, "company_id": 300 + 30 + 60 + 15 + 3, "not_null": 5, "client_stats": 12}
     assert dry["result"]["rows"] == expected
     assert dry["result"]["verification"]["passed"] is False
-    code, real = _run(box, "normalize", "-e", "normalize_batch_size=150")
+    code, real = _run(box, "normalize", "-e", "normalize_batch_size=150", "-e", "normalize_workers=2")
     assert code == 0, real
     assert real["result"]["rows"] == expected
+    assert real["result"]["workers"] == 2
     by_section = {s["section"]: s for s in real["result"]["sections"]}
     assert by_section["rsvp"]["batches"] > 2, "a 3000-guest table in 150-row batches is more than two batches"
     code, again = _run(box, "normalize")
@@ -213,6 +217,42 @@ def test_one_transaction_per_section_gives_the_same_result(box: SandboxHandle) -
     assert code == 0
     assert {s["section"]: s["batches"] for s in phase["result"]["sections"]}["rsvp"] == 1
     assert phase["result"]["verification"]["passed"] is True
+
+
+def _code(name: str) -> Any:
+    """plugins/module_utils/<name>.py, after the module_utils it imports (the loader registers one file at a time)."""
+    for dependency in ("wfops_pg", "wfops_invariants", "wfops_batches", "wfops_normalize"):
+        if dependency == name:
+            break
+        load(dependency)
+    return load(name)
+
+
+@contextlib.contextmanager
+def _normalizing_in_background(box: SandboxHandle, sections: list[str], options: Any) -> Iterator[list]:
+    """normalize_sections on a connection of its own in a thread; on leaving, waits for it and holds its results."""
+    norm = _code("wfops_normalize")
+    results: list = []
+    worker = box.connect()
+    thread = threading.Thread(
+        target=lambda: results.append(norm.normalize_sections(worker, sections, options, check_mode=False))
+    )
+    thread.start()
+    try:
+        yield results
+    finally:
+        thread.join(60)
+        worker.close()
+    assert not thread.is_alive() and results, "the normalisation did not finish"
+
+
+def _wait_for(box: SandboxHandle, sql: str, what: str) -> list[tuple]:
+    """The query's rows once it has any (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while not (rows := _all(box, sql)):
+        assert time.monotonic() < deadline, f"the normalisation never waited for {what}"
+        time.sleep(0.05)
+    return rows
 
 
 def _module(url: str, module: str, args: dict) -> subprocess.CompletedProcess[str]:
@@ -362,14 +402,16 @@ def test_an_unknown_guest_side_is_left_alone_and_the_verification_names_it(box: 
 
 
 def test_a_row_rewritten_by_the_app_while_the_pass_waits_for_it_is_not_left_behind(box: SandboxHandle) -> None:
-    """The app rewrites a legacy row between the pass's scan and its update (the row moves: new ctid). The pass
-    must not skip it for good: it runs again and changes it, and counts it once."""
-    norm = load("wfops_normalize")
+    """The app rewrites a legacy row between a batch's scan and its update (the row moves: new ctid), while two
+    workers share the page ranges. The batch skips it; the catch-up finds it again by id, changes it, and counts it
+    once."""
+    norm, batches = _code("wfops_normalize"), _code("wfops_batches")
     options = norm.Options(
         rsvp_map={"yes": "confirmed"},
         rsvp_canonical=["confirmed", "declined", "maybe", "pending"],
-        batch_size=0,
-        limits=load("wfops_pg").Limits(lock_timeout="30s"),
+        batch_size=200,
+        limits=_code("wfops_pg").Limits(lock_timeout="30s"),
+        workers=batches.Workers(2, box.connect),
     )
     expected = _one(
         box,
@@ -380,27 +422,170 @@ def test_a_row_rewritten_by_the_app_while_the_pass_waits_for_it_is_not_left_behi
     with app.cursor() as cursor:
         cursor.execute("SELECT id FROM guests WHERE rsvp_status = 'yes' LIMIT 1 FOR UPDATE")
         guest = cursor.fetchone()[0]
-    results: list = []
-    worker = box.connect()
-    thread = threading.Thread(
-        target=lambda: results.append(norm.normalize_sections(worker, ["rsvp"], options, check_mode=False))
-    )
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not _one(box, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
-            assert time.monotonic() < deadline, "the pass never waited for the app's row lock"
-            time.sleep(0.05)
-        with app.cursor() as cursor:
-            cursor.execute("UPDATE guests SET first_name = 'moved by the app' WHERE id = %s", (guest,))
-        app.commit()
-        thread.join(60)
-    finally:
-        app.close()
-    worker.close()
-    assert not thread.is_alive() and results, "the pass did not finish"
+    with _normalizing_in_background(box, ["rsvp"], options) as results:
+        try:
+            _wait_for(box, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'", "the app's row lock")
+            with app.cursor() as cursor:
+                cursor.execute("UPDATE guests SET first_name = 'moved by the app' WHERE id = %s", (guest,))
+            app.commit()
+        finally:
+            app.close()
     (rsvp,) = results[0]
     assert _one(box, "SELECT rsvp_status || '/' || first_name FROM guests WHERE id = %s", (guest,)) == (
         "confirmed/moved by the app"
     )
     assert rsvp.rows == expected and rsvp.batches >= 2, rsvp
+    assert _one(box, "SELECT count(*) FROM guests WHERE rsvp_status = 'yes'") == 0
+
+
+CHANGED_TABLES = ("guests", "events", "budget", "vendors", "hotels", "gifts", "timeline", "documents", "clients")
+
+
+def _copy_database(box: SandboxHandle, name: str) -> str:
+    """A copy of the sandbox's database under `name` (same rows, same ids); its URL."""
+    port = json.loads((box.directory / "state.json").read_text())["port"]
+    admin = psycopg2.connect(PostgresCluster(base_dir=box.directory / "pg", port=port).admin_dsn("postgres"))
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'weddingflo'")
+        cursor.execute(f'CREATE DATABASE "{name}" TEMPLATE weddingflo OWNER postgres')
+    admin.close()
+    return box.ops_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _fingerprints(url: str) -> dict[str, str]:
+    """Every changed table's rows (updated_at left out: it is the time of the change), in id order."""
+    connection = psycopg2.connect(url)
+    try:
+        with connection.cursor() as cursor:
+            sums = {}
+            for table in CHANGED_TABLES:
+                cursor.execute(
+                    f"SELECT count(*) || ':' || md5(string_agg((to_jsonb(t) - 'updated_at')::text, '|' ORDER BY t.id))"
+                    f" FROM {table} AS t"
+                )
+                sums[table] = cursor.fetchone()[0]
+            return sums
+    finally:
+        connection.close()
+
+
+def _normalize_directly(url: str, workers: int) -> list[Any]:
+    norm, batches = _code("wfops_normalize"), _code("wfops_batches")
+    tables = [{"table": t, "parent": "clients", "foreign_key": "client_id"} for t in CHANGED_TABLES[:-1]]
+    options = norm.Options(
+        rsvp_map={"yes": "confirmed", "attending": "confirmed", "no": "declined", "tentative": "maybe"},
+        rsvp_canonical=["confirmed", "declined", "maybe", "pending"],
+        side_map={"bride": "partner1", "groom": "partner2", "both": "mutual", "shared": "mutual"},
+        side_canonical=["partner1", "partner2", "mutual"],
+        company_id_tables=tables,
+        not_null_columns=[{"table": "guests", "column": "company_id"}],
+        batch_size=100,
+        workers=batches.Workers(workers, lambda: psycopg2.connect(url)),
+    )
+    connection = psycopg2.connect(url)
+    try:
+        sections = ["rsvp", "guest_side", "company_id", "not_null", "client_stats"]
+        return norm.normalize_sections(connection, sections, options, check_mode=False)
+    finally:
+        connection.close()
+
+
+def test_two_workers_change_exactly_the_rows_one_worker_changes(box: SandboxHandle) -> None:
+    serial_url, parallel_url = _copy_database(box, "serial_run"), _copy_database(box, "parallel_run")
+    assert _fingerprints(serial_url) == _fingerprints(parallel_url)
+    serial, parallel = _normalize_directly(serial_url, 1), _normalize_directly(parallel_url, 2)
+    assert _fingerprints(serial_url) == _fingerprints(parallel_url)
+    assert _fingerprints(serial_url) != _fingerprints(box.ops_url), "the runs changed nothing"
+    # The same report: rows and per-value / per-table detail, section by section.
+    summary = [(r.section, r.rows, r.detail) for r in serial]
+    assert summary == [(r.section, r.rows, r.detail) for r in parallel]
+    assert {r.section: r.rows for r in parallel}["rsvp"] == 900
+    assert {r.section: r.batches for r in parallel}["rsvp"] > 10, "3,000 guests in 100-row batches"
+    again = _normalize_directly(parallel_url, 2)
+    assert [r.rows for r in again] == [0, 0, 0, 0, 0]
+
+
+def test_a_not_null_step_waits_for_an_autovacuum_without_holding_up_the_apps_writes(box: SandboxHandle) -> None:
+    """An autovacuum of guests (here a session holding the same lock) keeps the NOT NULL step waiting. It waits for
+    SHARE UPDATE EXCLUSIVE, which the app's writes do not conflict with, not in the ACCESS EXCLUSIVE queue that every
+    write of the app would join behind it."""
+    assert _run(box, "normalize", "-e", "normalize_sections=company_id", "-e", "normalize_verify=false")[0] == 0
+    norm = _code("wfops_normalize")
+    options = norm.Options(not_null_columns=[{"table": "guests", "column": "company_id"}])
+    options.limits.lock_timeout = "30s"
+    vacuum = box.connect()
+    with vacuum.cursor() as cursor:
+        cursor.execute("LOCK TABLE guests IN SHARE UPDATE EXCLUSIVE MODE")
+    with _normalizing_in_background(box, ["not_null"], options) as results:
+        try:
+            waiting = _wait_for(
+                box,
+                "SELECT mode FROM pg_locks WHERE NOT granted AND relation = 'guests'::regclass",
+                "the vacuum's lock",
+            )
+            assert waiting == [("ShareUpdateExclusiveLock",)]
+            app = box.connect()
+            with app.cursor() as cursor:
+                cursor.execute("SET lock_timeout = '2s'")
+                cursor.execute(
+                    "UPDATE guests SET first_name = 'written meanwhile'"
+                    " WHERE id = (SELECT id FROM guests ORDER BY id LIMIT 1)"
+                )
+                assert cursor.rowcount == 1
+            app.commit()
+            app.close()
+        finally:
+            vacuum.rollback()
+            vacuum.close()
+    assert results[0][0].detail[0]["status"] == "SET NOT NULL"
+    assert (
+        _one(box, "SELECT attnotnull FROM pg_attribute WHERE attrelid = 'guests'::regclass AND attname = 'company_id'")
+        is True
+    )
+
+
+def _verdicts(results: list[Any]) -> dict[str, tuple[bool, Any]]:
+    """Each invariant's verdict and value (values with equal counts in a stable order)."""
+
+    def value(v: Any) -> Any:
+        return sorted(v, key=lambda g: (-g["count"], str(g["value"]))) if isinstance(v, list) else v
+
+    return {r.name: (r.passed, value(r.value)) for r in results}
+
+
+def test_the_one_read_per_table_verification_judges_as_each_invariants_own_query(box: SandboxHandle) -> None:
+    invariants = __import__("yaml").safe_load((REPO / "files" / "invariants.yml").read_text())["invariants"]
+    one_read, each = _code("wfops_normalize_verify"), _code("wfops_invariants")
+
+    def both() -> tuple[dict, dict]:
+        connection = box.connect()
+        try:
+            return _verdicts(one_read.verify(connection, invariants)), _verdicts(
+                each.evaluate_all(connection, invariants)
+            )
+        finally:
+            connection.close()
+
+    fast, slow = both()
+    assert fast == slow and len(fast) == 7
+    assert not any(passed for passed, _ in fast.values()), "legacy data fails every invariant"
+    assert _run(box, "normalize")[0] == 0
+    fast, slow = both()
+    assert fast == slow and all(passed for passed, _ in fast.values())
+    connection = box.connect()
+    with connection, connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE clients SET budget = '12.5'"
+            " WHERE id = (SELECT id FROM clients WHERE deleted_at IS NULL ORDER BY id LIMIT 1)"
+        )
+        cursor.execute(
+            "UPDATE guests SET guest_side = 'cousins' WHERE id = (SELECT id FROM guests ORDER BY id LIMIT 1)"
+        )
+    connection.close()
+    fast, slow = both()
+    assert fast == slow
+    assert {name for name, (passed, _) in fast.items() if not passed} == {
+        "client_budget_accurate",
+        "guest_side_values_canonical",
+    }

@@ -89,11 +89,13 @@ def test_environment_without_secrets_hides_them_only_while_it_runs(monkeypatch: 
     assert os.environ["DATABASE_URL"] == "postgresql://u:pw@h/d"
 
 
-def test_statements_split_on_drizzles_breakpoint_and_skip_empty_pieces() -> None:
+def test_statements_split_on_drizzles_breakpoint_keeping_every_piece_as_drizzle_sends_it() -> None:
     migration = Migration(
         0,
         "0000_x",
         1,
         'CREATE TABLE "a" (id int);\n--> statement-breakpoint\nSELECT 1;\n--> statement-breakpoint\n',
     )
-    assert [s.strip() for s in migration.statements] == ['CREATE TABLE "a" (id int);', "SELECT 1;"]
+    # drizzle-orm numbers and sends every piece, the empty last one included (it succeeds as an empty statement).
+    assert [s.strip() for s in migration.chunks] == ['CREATE TABLE "a" (id int);', "SELECT 1;", ""]
+    assert migration.atomic and migration.commits == frozenset()

@@ -33,6 +33,8 @@ wfops_smoke_email: smoke@weddingflo.test
 wfops_smoke_password: not-a-real-password
 wfops_host_root: "{{ lookup('ansible.builtin.env', 'WFOPS_UNIT_HOST_ROOT') }}"
 release_become: false
+# As the sandbox: releases resumed on a host whose ledger records none (a test sets it true to check the rule).
+release_check_resume: false
 """
 
 

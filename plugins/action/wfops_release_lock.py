@@ -78,7 +78,7 @@ class ActionModule(ActionBase):
                     **status,
                     "failed": True,
                     "changed": False,
-                    "msg": f"not releasing the lock of {status.get('holder_text')}: {why}; wait for it to end",
+                    "msg": f"not releasing the lock of {status.get('description')}: {why}; wait for it to end",
                 }
         result = self._lock_module(args, task_vars)
         holder = result.get("holder") or {}
@@ -88,8 +88,8 @@ class ActionModule(ActionBase):
         holder["alive"], holder["liveness"] = alive, why
         holder["stale"] = alive is False or (alive is None and bool(holder.get("stale")))
         theirs = holder.get("run_id") != (args.get("holder") or {}).get("run_id")
-        if result.get("failed") and state == "acquired" and theirs and "holder_text" in result:
-            result["msg"] = self._refusal(result["holder_text"], alive, why)
+        if result.get("failed") and state == "acquired" and theirs and result.get("description"):
+            result["msg"] = self._refusal(result["description"], alive, why)
         return result
 
     def _lock_module(self, args: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:
@@ -109,15 +109,15 @@ class ActionModule(ActionBase):
         }
 
     @staticmethod
-    def _refusal(holder_text: str, alive: bool | None, why: str) -> str:
+    def _refusal(description: str, alive: bool | None, why: str) -> str:
         if alive is False:
             return (
-                f"the release lock is stale: it is held by {holder_text}, but {why}; it is not taken over silently: "
+                f"the release lock is stale: it is held by {description}, but {why}; it is not taken over silently: "
                 f"check, then {FORCE_HINT}"
             )
         if alive:
-            return f"the release lock is held by {holder_text}: {why}; wait for it to end"
+            return f"the release lock is held by {description}: {why}; wait for it to end"
         return (
-            f"the release lock is held by {holder_text}: {why}; wait for it, or check (wfops lock status --env ENV; "
+            f"the release lock is held by {description}: {why}; wait for it, or check (wfops lock status --env ENV; "
             f"if that run is gone, {FORCE_HINT})"
         )

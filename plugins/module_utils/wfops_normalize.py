@@ -1,7 +1,8 @@
 """The runbook's data normalisation (phase 4) and emergency stats repair (phase 9), safe on a live database.
 
-Each section changes rows in short batches over physical page ranges (see wfops_pg.batched_change), counts
-exactly what it would change in check mode with the same predicate, and changes nothing on a second run.
+Each section changes rows in short batches over physical page ranges, on several connections at once (see
+wfops_batches.paged_change), counts exactly what it would change in check mode with the same predicate, and changes
+nothing on a second run.
 """
 
 from __future__ import annotations
@@ -10,20 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible.module_utils.wfops_batches import PagedChange, Workers, paged_change
 from ansible.module_utils.wfops_pg import (
     BatchStats,
     DatabaseError,
     Limits,
-    batched_change,
     execute_with_retries,
     quote_ident,
     refuse_when_subject_to_rls,
 )
 
 SECTIONS = ("rsvp", "guest_side", "company_id", "not_null", "client_stats")
-# The catch-up pass runs again while concurrent writes made it skip rows, at most this many times (then the
-# invariants name what is left).
-CATCH_UP_REPEATS = 10
 # undefined_column, undefined_table: what a dry run meets before the migrations it plans have run.
 SCHEMA_NOT_YET = ("42703", "42P01")
 
@@ -51,6 +49,9 @@ class Options:
     touch_updated_at: bool = True
     sample_size: int = 5
     limits: Limits = field(default_factory=Limits)
+    # How long a NOT NULL step may wait for its ACCESS EXCLUSIVE lock: the app's writes queue behind it meanwhile.
+    ddl_lock_timeout: str = "50ms"
+    workers: Workers = field(default_factory=Workers)
 
 
 @dataclass
@@ -149,10 +150,9 @@ def _value_sections(
 
     Every batch updates its rows through a self-join on ctid and returns their values before and after, so the
     report counts exactly what changed. A row a concurrent write changed between the statement's scan and its
-    update has a new ctid by then, so the batch skips it; each statement also returns how many rows it meant to
-    change, and while the catch-up pass skipped any, it runs again (locking the rows first instead, FOR NO KEY
-    UPDATE, re-reads them at their newest version, but cost ~20% more at 1M guests on every batch).
-    In check mode one scan counts the same predicates.
+    update has a new ctid by then, so the batch skips it; the catch-up finds it again by id (locking the rows first
+    instead, FOR NO KEY UPDATE, re-reads them at their newest version, but cost ~20% more at 1M guests on every
+    batch). In check mode one scan counts the same predicates.
     """
     params: dict[str, Any] = {}
     for column in columns:
@@ -172,43 +172,35 @@ def _value_sections(
     before_after = ", ".join(f"o.{col} AS b{n}, t.{col} AS a{n}" for n, col in enumerate(cols))
     pairs = ", ".join(f"b{n}, a{n}" for n in range(len(cols)))
     assignments = ", ".join(f"{c.quoted} = {c.target}" for c in columns)
-    nulls = ", ".join("NULL, NULL" for _ in cols)
 
     def statement(predicate: str) -> str:
-        # The last row (its kind TRUE) carries how many rows the statement meant to change.
         return (
             f"WITH o AS MATERIALIZED (SELECT t.ctid AS row_id, {', '.join(f't.{col}' for col in cols)}"
             f" FROM guests AS t WHERE {predicate} AND ({differs})),"
             f" changed AS (UPDATE guests AS t SET {assignments}{_touch(options)} FROM o"
             f" WHERE t.ctid = o.row_id AND ({differs}) RETURNING {before_after})"
-            f" SELECT {pairs}, count(*), FALSE FROM changed GROUP BY {pairs}"
-            f" UNION ALL SELECT {nulls}, count(*), TRUE FROM o"
+            f" SELECT {pairs}, count(*) FROM changed GROUP BY {pairs}"
         )
 
-    skipped = [0]
-
     def tally(rows: list[tuple[Any, ...]]) -> int:
-        groups = [row[:-1] for row in rows if not row[-1]]
-        meant = sum(int(row[-2]) for row in rows if row[-1])
-        _tally_values(results, groups)
-        changed = sum(int(group[-1]) for group in groups)
-        skipped[0] = meant - changed
-        return changed
+        _tally_values(results, rows)
+        return sum(int(row[-1]) for row in rows)
 
-    stats = batched_change(
-        connection,
+    change = PagedChange(
         table="guests",
         statement=statement,
+        pending=f"SELECT t.id FROM guests AS t WHERE {differs}",
         params=params,
-        batch_rows=options.batch_size,
-        limits=options.limits,
-        progress=progress,
         tally=tally,
     )
-    for _ in range(CATCH_UP_REPEATS):
-        if not skipped[0]:
-            break
-        execute_with_retries(connection, statement("TRUE"), params, options.limits, stats, tally=tally)
+    stats = paged_change(
+        connection,
+        change,
+        batch_rows=options.batch_size,
+        limits=options.limits,
+        workers=options.workers,
+        progress=progress,
+    )
     for result in results:
         result.batches, result.retries, result.max_batch_ms = stats.batches, stats.retries, stats.max_batch_ms
     return results
@@ -255,21 +247,27 @@ def _company_id_section(
         if check_mode:
             result.rows += fixable
         elif fixable:
+            fillable = f"t.{key} = p.id AND t.company_id IS NULL AND p.company_id IS NOT NULL"
 
-            def statement(predicate: str, table: str = table, parent: str = parent, key: str = key) -> str:
+            def statement(predicate: str, table: str = table, parent: str = parent, fillable: str = fillable) -> str:
                 return (
                     f"UPDATE {table} AS t SET company_id = p.company_id{_touch(options)} FROM {parent} AS p"
-                    f" WHERE {predicate} AND t.{key} = p.id AND t.company_id IS NULL AND p.company_id IS NOT NULL"
+                    f" WHERE {predicate} AND {fillable}"
                 )
 
-            stats = batched_change(
-                connection,
+            change = PagedChange(
                 table=entry["table"],
                 statement=statement,
+                pending=f"SELECT t.id FROM {table} AS t JOIN {parent} AS p ON {fillable}",
+                expected_rows=fixable,
+            )
+            stats = paged_change(
+                connection,
+                change,
                 batch_rows=0 if fixable <= options.batch_size else options.batch_size,
                 limits=options.limits,
+                workers=options.workers,
                 progress=progress,
-                expected_rows=fixable,
             )
             row["rows"] = stats.rows
             result.absorb(stats)
@@ -311,7 +309,7 @@ def _not_null_section(connection: Any, options: Options, check_mode: bool) -> Se
         elif check_mode:
             row["status"] = "would SET NOT NULL"
         else:
-            row["status"] = _set_not_null(connection, table, column, options.limits)
+            row["status"] = _set_not_null(connection, table, column, options)
             if row["status"] == "SET NOT NULL":
                 result.rows += 1
         result.detail.append(row)
@@ -335,28 +333,44 @@ def _left_after_backfill(connection: Any, table: str, column: str, options: Opti
     return left
 
 
-def _set_not_null(connection: Any, table: str, column: str, limits: Limits) -> str:
+def _ddl(connection: Any, table: str, statement: str, options: Options, stats: BatchStats) -> None:
+    """One NOT NULL step in its own transaction. It first takes SHARE UPDATE EXCLUSIVE, which the app's writes do not
+    wait for, under the usual lock_timeout: an autovacuum of the table (likely right after the backfills) holds that
+    lock and cancels itself for a waiter after deadlock_timeout (1 s). Waiting for the ACCESS EXCLUSIVE lock in the
+    statement itself instead would queue every write of the app behind the wait, for that second (measured: a 988 ms
+    stall of the benchmark's writer at 3M guests). The statement then waits at most `ddl_lock_timeout`."""
+    sql = (
+        f"LOCK TABLE {quote_ident(table)} IN SHARE UPDATE EXCLUSIVE MODE;"
+        " SELECT set_config('lock_timeout', %(ddl_lock_timeout)s, true); " + statement.replace("%", "%%")
+    )
+    execute_with_retries(connection, sql, {"ddl_lock_timeout": options.ddl_lock_timeout}, options.limits, stats)
+
+
+def _set_not_null(connection: Any, table: str, column: str, options: Options) -> str:
     qt, qc = quote_ident(table), quote_ident(column)
     constraint = quote_ident(f"{table}_{column}_not_null"[:63])
     stats = BatchStats()
     connection.autocommit = False
-    execute_with_retries(connection, f"ALTER TABLE {qt} DROP CONSTRAINT IF EXISTS {constraint}", None, limits, stats)
-    execute_with_retries(
+    _ddl(connection, table, f"ALTER TABLE {qt} DROP CONSTRAINT IF EXISTS {constraint}", options, stats)
+    _ddl(
         connection,
+        table,
         f"ALTER TABLE {qt} ADD CONSTRAINT {constraint} CHECK ({qc} IS NOT NULL) NOT VALID",
-        None,
-        limits,
+        options,
         stats,
     )
     try:
-        execute_with_retries(connection, f"ALTER TABLE {qt} VALIDATE CONSTRAINT {constraint}", None, limits, stats)
+        # SHARE UPDATE EXCLUSIVE only: the scan does not hold up the app's writes.
+        execute_with_retries(
+            connection, f"ALTER TABLE {qt} VALIDATE CONSTRAINT {constraint}", None, options.limits, stats
+        )
     except Exception as exc:
         if getattr(exc, "pgcode", None) != "23514":  # a NULL arrived meanwhile
             raise
-        execute_with_retries(connection, f"ALTER TABLE {qt} DROP CONSTRAINT {constraint}", None, limits, stats)
+        _ddl(connection, table, f"ALTER TABLE {qt} DROP CONSTRAINT {constraint}", options, stats)
         return "NULLs arrived during validation"
-    execute_with_retries(connection, f"ALTER TABLE {qt} ALTER COLUMN {qc} SET NOT NULL", None, limits, stats)
-    execute_with_retries(connection, f"ALTER TABLE {qt} DROP CONSTRAINT {constraint}", None, limits, stats)
+    _ddl(connection, table, f"ALTER TABLE {qt} ALTER COLUMN {qc} SET NOT NULL", options, stats)
+    _ddl(connection, table, f"ALTER TABLE {qt} DROP CONSTRAINT {constraint}", options, stats)
     return "SET NOT NULL"
 
 

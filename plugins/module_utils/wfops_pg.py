@@ -1,4 +1,5 @@
-"""PostgreSQL plumbing shared by wfops's modules: connecting from a DATABASE_URL, the RLS guard, and
+"""PostgreSQL plumbing shared by wfops's modules: the one connection rule (any libpq URL or conninfo, parsed by
+libpq itself, every parameter kept, poolers refused, the password never in a message), the RLS guard, and
 changes made in short batches under lock_timeout with retries, so live traffic is never stalled for long.
 
 Pure Python on psycopg2 with no Ansible import (the wrapper and the tests load it too).
@@ -7,7 +8,11 @@ Pure Python on psycopg2 with no Ansible import (the wrapper and the tests load i
 from __future__ import annotations
 
 import contextlib
+import getpass
 import hashlib
+import os
+import re
+import threading
 import time
 import traceback
 import urllib.parse
@@ -43,50 +48,129 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def connect_kwargs(database_url: str, application_name: str) -> dict[str, Any]:
-    """psycopg2 connection keywords from DATABASE_URL; refuses Supabase's transaction pooler."""
-    parsed = urllib.parse.urlsplit(database_url)
-    if parsed.scheme not in ("postgres", "postgresql") or not parsed.hostname:
-        raise DatabaseError("the database URL must look like postgresql://user:password@host:5432/dbname")
-    options = dict(urllib.parse.parse_qsl(parsed.query))
-    try:
-        port = parsed.port or 5432
-    except ValueError as exc:
-        raise DatabaseError("the database URL has a port that is not a number") from exc
-    if port == POOLER_PORT or options.get("pgbouncer", "").lower() == "true":
+# Transaction poolers (Supabase's Supavisor/PgBouncer on 6543, or a URL flagged pgbouncer=true) cannot hold what a
+# phase needs for its whole session: advisory locks, SET, multi-statement transactions.
+POOLER_FLAG = re.compile(r"(?:^|[?&\s])pgbouncer\s*=\s*'?(true|1|yes)\b", re.IGNORECASE)
+# Where a password can sit in a connection string libpq could not parse: the URL's user info (up to the first or
+# the last "@": an unencoded "@" or "/" in it is a mistake libpq reports), or a password keyword (URL or key=value).
+_URL_USERINFO = (re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)@"), re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://(.*)@"))
+_KEYWORD_SECRET = re.compile(r"(?:^|[\s?&])(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)", re.IGNORECASE)
+# A URL whose user info holds an unencoded "/", "?" or "#": libpq would read part of the password as the host or
+# path and quote it back in its errors (what follows the colon is not a port, and an "@" comes later).
+_UNENCODED_PASSWORD = re.compile(r"^postgres(?:ql)?://[^/?#@:]*:(?![0-9,]*[/?#])[^/?#@]*[/?#][^@]*@", re.IGNORECASE)
+# What libpq quotes in a parse error may be part of the string; only parameter names are kept.
+_QUOTED = re.compile(r'"([^"]*)"')
+SECRET_KEYWORDS = ("password", "sslpassword")
+CONNECT_DEFAULTS = {"connect_timeout": "10"}
+
+
+def _secrets_in(text: str) -> list[str]:
+    """Every spelling of a password the text may carry (raw, unquoted, percent-decoded), longest first."""
+    found: list[str] = []
+    for pattern in _URL_USERINFO:
+        userinfo = pattern.match(text)
+        if userinfo and ":" in userinfo.group(1):
+            secret = userinfo.group(1).split(":", 1)[1]
+            found += [secret, secret.split("@", 1)[0]]
+    for match in _KEYWORD_SECRET.finditer(text):
+        value = match.group(1)
+        found += [value, value.split("&", 1)[0]]
+        if value.startswith("'") and value.endswith("'") and len(value) >= 2:
+            found.append(value[1:-1].replace("\\'", "'").replace("\\\\", "\\"))
+    found += [urllib.parse.unquote(value) for value in found]
+    return sorted({value for value in found if value}, key=len, reverse=True)
+
+
+def mask_secrets(message: str, *sources: str) -> str:
+    """The message with every password found in the sources (connection strings or their parameters) as ***."""
+    for secret in sorted({s for source in sources for s in _secrets_in(source)}, key=len, reverse=True):
+        message = message.replace(secret, "***")
+    return message
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """A DATABASE_URL (postgresql://...) or key=value conninfo, as libpq itself reads it: every parameter kept
+    unchanged (unix sockets, percent-encoded hosts, sslcrl, sslcert/sslkey, channel_binding, options, ...)."""
+
+    params: dict[str, str]
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.params[key] for key in SECRET_KEYWORDS if self.params.get(key)]
+
+    def mask(self, message: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        return message
+
+    def connect_params(self, application_name: str) -> dict[str, str]:
+        """psycopg2.connect keywords: the string's own parameters, over wfops's defaults (a setting given wins)."""
+        return {**CONNECT_DEFAULTS, "application_name": application_name, **self.params}
+
+    def describe(self) -> str:
+        """`<dbname> at <host>:<port> as <user>`, as libpq would resolve them; never the password."""
+        user = self.params.get("user") or os.environ.get("PGUSER") or getpass.getuser()
+        dbname = self.params.get("dbname") or os.environ.get("PGDATABASE") or user
+        host = self.params.get("host") or self.params.get("hostaddr") or os.environ.get("PGHOST") or ""
+        port = self.params.get("port") or os.environ.get("PGPORT") or "5432"
+        if not host or host.startswith(("/", "@")):
+            where = f"the unix socket in {host or 'the default socket directory'} (port {port})"
+        else:
+            where = f"{host}:{port}"
+        return f"{dbname} at {where} as {user}"
+
+    def refuse_pooler(self, what: str = "locks, SET and transactions") -> None:
+        ports = [p.strip() for p in (self.params.get("port") or "").split(",")]
+        if str(POOLER_PORT) in ports:
+            raise DatabaseError(
+                f"the database URL points at a transaction pooler ({self.describe()}): {what} need a session "
+                "connection; use Supabase's direct connection on port 5432"
+            )
+
+
+def parse_database_url(database_url: str) -> ConnInfo:
+    """The connection string parsed by libpq (psycopg2.extensions.parse_dsn); a pooler or a string libpq cannot
+    read is refused in one sentence that never contains the password."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import parse_dsn
+
+    text = database_url.strip()
+    if POOLER_FLAG.search(text):
         raise DatabaseError(
-            f"the database URL points at a transaction pooler ({parsed.hostname}:{port}): locks, SET and "
-            "transactions need a session connection; use Supabase's direct connection on port 5432"
+            "the database URL is flagged pgbouncer=true, a transaction pooler: locks, SET and transactions need a "
+            "session connection; use Supabase's direct connection on port 5432"
         )
-    kwargs: dict[str, Any] = {
-        "host": parsed.hostname,
-        "port": port,
-        "user": urllib.parse.unquote(parsed.username or ""),
-        "dbname": urllib.parse.unquote(parsed.path.lstrip("/")) or "postgres",
-        "application_name": application_name,
-        "connect_timeout": 10,
-    }
-    if parsed.password is not None:
-        kwargs["password"] = urllib.parse.unquote(parsed.password)
-    for key in ("sslmode", "sslrootcert"):
-        if key in options:
-            kwargs[key] = options[key]
-    return kwargs
+    if _UNENCODED_PASSWORD.match(text):
+        raise DatabaseError(
+            "the database URL's password holds a '/', '?', '#' or '@' that is not percent-encoded, so libpq would read "
+            "part of it as the host or the database: encode them (/ as %2F, ? as %3F, # as %23, @ as %40)"
+        )
+    try:
+        params = {str(key): str(value) for key, value in parse_dsn(text).items()}
+    except ProgrammingError as exc:
+        reason = " ".join(str(exc).split()).removeprefix("invalid dsn: ")
+        reason = _QUOTED.sub(lambda m: m.group(0) if re.fullmatch(r"[A-Za-z_]\w*|=", m.group(1)) else '"..."', reason)
+        reason = mask_secrets(reason, text)
+        raise DatabaseError(
+            f"the database URL is not a connection string libpq can read ({reason}): use "
+            "postgresql://user:password@host:5432/dbname?param=value or key=value pairs"
+        ) from None
+    info = ConnInfo(params)
+    info.refuse_pooler()
+    return info
 
 
 def connect(database_url: str, application_name: str) -> Any:
-    """A psycopg2 connection, or DatabaseError saying where it could not connect and why."""
+    """A psycopg2 connection with every parameter of the string, or DatabaseError saying where and why."""
     import psycopg2
 
-    kwargs = connect_kwargs(database_url, application_name)
+    info = parse_database_url(database_url)
     try:
-        return psycopg2.connect(**kwargs)
+        return psycopg2.connect(**info.connect_params(application_name))
     except psycopg2.OperationalError as exc:
-        reason = " ".join(str(exc).split())
-        raise DatabaseError(
-            f"cannot reach the database {kwargs['dbname']} at {kwargs['host']}:{kwargs['port']} as {kwargs['user']}: "
-            f"{reason}"
-        ) from None
+        reason = info.mask(" ".join(str(exc).split()))
+        raise DatabaseError(f"cannot reach the database {info.describe()}: {reason}") from None
 
 
 def connection_lost(exc: BaseException) -> DatabaseError:
@@ -200,63 +284,6 @@ def execute_with_retries(
     raise AssertionError("unreachable")
 
 
-def relation_pages(cursor: Any, table: str) -> tuple[int, float]:
-    """The table's current size in pages and its rows per page (from the planner's statistics)."""
-    cursor.execute(
-        "SELECT pg_relation_size(c.oid) / current_setting('block_size')::int, c.reltuples, c.relpages"
-        " FROM pg_class c WHERE c.oid = %s::regclass",
-        (quote_ident(table),),
-    )
-    pages, tuples, stat_pages = cursor.fetchone()
-    density = (tuples / stat_pages) if stat_pages and tuples and tuples > 0 else 60.0
-    return int(pages), max(density, 1.0)
-
-
-def batched_change(
-    connection: Any,
-    *,
-    table: str,
-    statement: Callable[[str], str],
-    params: Any = None,
-    batch_rows: int,
-    limits: Limits,
-    progress: Callable[[str], None] | None = None,
-    keep_returned: int = 0,
-    tally: Tally | None = None,
-    expected_rows: int = 0,
-) -> BatchStats:
-    """Run `statement(range_predicate)` over the table's physical pages in batches of about `batch_rows` rows.
-
-    Ranges of ctid pages touch each page once (random UUID keys would touch most pages in every batch).
-    Rows that concurrent updates moved behind the cursor, or into pages added meanwhile, are caught by a final
-    pass over the whole table with the same predicate. `batch_rows` 0 runs one statement in one transaction.
-    `expected_rows` (the rows counted beforehand) sizes the ranges when only some rows change, so that each batch
-    still changes about `batch_rows` rows instead of scanning a few pages for a handful.
-    """
-    stats = BatchStats()
-    connection.autocommit = False
-    if batch_rows <= 0:
-        execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned, tally)
-        return stats
-    with connection.cursor() as cursor:
-        pages, density = relation_pages(cursor, table)
-    connection.commit()
-    per_page = min(density, expected_rows / max(pages, 1)) if expected_rows > 0 else density
-    step = max(1, int(batch_rows / per_page))
-    last_report = time.monotonic()
-    for start in range(0, pages, step):
-        predicate = f"t.ctid >= '({start},0)'::tid AND t.ctid < '({start + step},0)'::tid"
-        execute_with_retries(connection, statement(predicate), params, limits, stats, keep_returned, tally)
-        if progress and time.monotonic() - last_report >= 5:
-            progress(f"{table}: pages {min(start + step, pages)}/{pages}, {stats.rows} rows changed")
-            last_report = time.monotonic()
-        if limits.pause_s:
-            time.sleep(limits.pause_s)
-    # The catch-up pass: normally finds nothing, so it is a scan holding no row locks for long.
-    execute_with_retries(connection, statement("TRUE"), params, limits, stats, keep_returned, tally)
-    return stats
-
-
 # --------------------------------------------------------------------------- one writer at a time, and its owner
 
 # pg_advisory_lock key held by every phase that writes the database (migrate, normalize, stats-repair, the
@@ -313,28 +340,48 @@ def writer_lock(database_url: str, phase: str, wait_s: float = 60.0, writes: boo
         connection.close()
 
 
-def stop_with_owner(*connections: Any) -> Any:
+class OwnedConnections:
+    """The connections of a module that ends with its run (wfops_owner): each is told to abandon its statement when
+    this process is gone, and each running statement is cancelled when the run stops. Workers add theirs as they
+    open them."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def add(self, connection: Any) -> Any:
+        # PostgreSQL 14+ abandons (and rolls back) a statement whose client is gone even if this process is
+        # killed outright (SIGKILL leaves no time to cancel).
+        if connection.server_version >= 140000:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+            if not connection.autocommit:
+                connection.commit()
+        with self._lock:
+            self.connections.append(connection)
+        return connection
+
+    def cancel(self, _why: str) -> None:
+        with self._lock:
+            connections = list(self.connections)
+        for connection in connections:
+            if not connection.closed:
+                with contextlib.suppress(Exception):
+                    connection.cancel()
+
+
+def stop_with_owner(*connections: Any) -> OwnedConnections:
     """End this module with the run that started it (wfops_owner): first cancel every statement the
-    connections run, so the server rolls the transaction back at once instead of finishing it for nobody.
-    Queries wait in Python (psycopg2's wait_select), so a stop interrupts them there."""
+    connections run (those given, and those added to the answer later), so the server rolls the transaction back at
+    once instead of finishing it for nobody. Queries wait in Python (psycopg2's wait_select), so a stop interrupts
+    them there."""
     import psycopg2.extensions
     import psycopg2.extras
     from ansible.module_utils.wfops_owner import OwnerWatch
 
     psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    owned = OwnedConnections()
     for connection in connections:
-        # PostgreSQL 14+ abandons (and rolls back) a statement whose client is gone even if this process is
-        # killed outright (SIGKILL leaves no time to cancel).
-        if connection is not None and connection.server_version >= 140000:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
-            if not connection.autocommit:
-                connection.commit()
-
-    def cancel(_why: str) -> None:
-        for connection in connections:
-            if connection is not None and not connection.closed:
-                with contextlib.suppress(Exception):
-                    connection.cancel()
-
-    return OwnerWatch(cancel).start()
+        owned.add(connection)
+    OwnerWatch(owned.cancel).start()
+    return owned

@@ -11,7 +11,7 @@ description:
     for a failing one, fetches a few example ids.
   - Never changes anything, so it runs the same in check mode.
 options:
-  database_url: {description: postgresql:// URL., type: str, required: true}
+  database_url: {description: Any libpq URL or key=value conninfo (wfops_pg.connect)., type: str, required: true}
   invariants: {description: The invariants (files/invariants.yml's list)., type: list, elements: dict, required: true}
   names: {description: Evaluate only these invariants., type: list, elements: str, default: []}
   fail_on_violation: {description: Fail the task when an invariant does not hold., type: bool, default: true}

@@ -12,7 +12,7 @@ description:
     pg_stat_activity); SSE reachability; client stats drift and legacy enum values from the data invariants.
   - Read-only; runs the same in check mode.
 options:
-  database_url: {description: postgresql:// URL., type: str, required: true}
+  database_url: {description: Any libpq URL or key=value conninfo (wfops_pg.connect)., type: str, required: true}
   log_command:
     description: argv printing the app's log (docker service logs ...).
     type: list

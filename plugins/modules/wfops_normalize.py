@@ -9,12 +9,17 @@ short_description: One section of the WeddingFlo data normalisation (runbook pha
 description:
   - Sections C(rsvp), C(guest_side), C(company_id), C(not_null) and C(client_stats), as the runbook describes them.
   - Rows change in batches over physical page ranges (one short transaction each, under lock_timeout, retried
-    when a lock, deadlock or serialization failure hits), then a catch-up pass; batch_size 0 runs one transaction.
+    when a lock, deadlock or serialization failure hits), on O(workers) connections at once, then a catch-up by id
+    for the rows concurrent writes moved; batch_size 0 runs one transaction.
+  - NOT NULL steps take SHARE UPDATE EXCLUSIVE first (an autovacuum gives way without the app's writes waiting),
+    then wait at most O(ddl_lock_timeout) for their ACCESS EXCLUSIVE lock.
   - client_stats finds the drifted clients in one aggregate pass, then corrects them in batches of ids.
   - In check mode, counts exactly the rows the same predicates would change, and changes nothing.
   - Refuses when the connecting role is subject to row-level security on the section's tables.
+  - With O(invariants), checks them afterwards, those it knows from one read of each table, and fails when one does
+    not hold (unless O(fail_on_violation) is false, as in check mode).
 options:
-  database_url: {description: postgresql:// URL of a session/direct connection., type: str, required: true}
+  database_url: {description: Any libpq URL or conninfo of a session/direct connection., type: str, required: true}
   section:
     description: The section to run (or use O(sections)).
     type: str
@@ -42,6 +47,21 @@ options:
   retries: {description: Retries of a batch that could not get its locks., type: int, default: 5}
   retry_delay: {description: Seconds before the first retry (grows linearly)., type: float, default: 0.5}
   pause: {description: Seconds to pause between batches., type: float, default: 0}
+  workers:
+    description:
+      - Connections changing page ranges at once; 0 = the host's cores, at most 4. 1 runs the batches one by one.
+    type: int
+    default: 0
+  ddl_lock_timeout:
+    description: How long a NOT NULL step may wait for its ACCESS EXCLUSIVE lock (the app's writes queue behind it).
+    type: str
+    default: 50ms
+  invariants:
+    description: The invariants to check afterwards (files/invariants.yml's list); none when empty.
+    type: list
+    elements: dict
+    default: []
+  fail_on_violation: {description: Fail when an invariant does not hold., type: bool, default: true}
   touch_updated_at: {description: Set updated_at = now() on changed rows., type: bool, default: true}
   sample_size: {description: Example rows reported (client_stats before -> after)., type: int, default: 5}
 author: wfops
@@ -69,12 +89,23 @@ sections:
   description: One result (section, rows, detail, batches, retries, max_batch_ms) per section, in order.
   type: list
   returned: when O(sections) is given
+workers:
+  description: The connections that changed page ranges at once.
+  type: int
+  returned: always
+  sample: 2
+verification:
+  description: The invariants' results (passed, failed_names, results with name, passed, value, examples, action).
+  type: dict
+  returned: when O(invariants) is given
 """
 
 from dataclasses import asdict
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.wfops_batches import Workers, worker_count
 from ansible.module_utils.wfops_normalize import SECTIONS, Options, normalize_sections
+from ansible.module_utils.wfops_normalize_verify import verify
 from ansible.module_utils.wfops_pg import (
     PSYCOPG2_HINT,
     DatabaseError,
@@ -109,6 +140,10 @@ def main() -> None:
             "touch_updated_at": {"type": "bool", "default": True},
             "sample_size": {"type": "int", "default": 5},
             "writer_lock_wait": {"type": "float", "default": 60},
+            "workers": {"type": "int", "default": 0},
+            "ddl_lock_timeout": {"type": "str", "default": "50ms"},
+            "invariants": {"type": "list", "elements": "dict", "default": []},
+            "fail_on_violation": {"type": "bool", "default": True},
         },
         mutually_exclusive=[("section", "sections")],
         required_one_of=[("section", "sections")],
@@ -120,6 +155,8 @@ def main() -> None:
     import psycopg2
 
     p = module.params
+    sections = p["sections"] or [p["section"]]
+    name = f"wfops-normalize-{'-'.join(sections)}"[:63]
     options = Options(
         rsvp_map={str(k): str(v) for k, v in p["rsvp_map"].items()},
         rsvp_canonical=p["rsvp_canonical"],
@@ -138,15 +175,21 @@ def main() -> None:
             retry_delay_s=p["retry_delay"],
             pause_s=p["pause"],
         ),
+        ddl_lock_timeout=p["ddl_lock_timeout"],
+        workers=Workers(worker_count(p["workers"])),
     )
+    verification = None
     try:
-        sections = p["sections"] or [p["section"]]
-        # One writer at a time (wfops_pg.writer_lock); a run whose owner is gone cancels its statement and ends.
+        # One writer at a time (wfops_pg.writer_lock); a run whose owner is gone cancels the statements of its
+        # connections (the workers' too) and ends.
         with writer_lock(p["database_url"], "normalize", p["writer_lock_wait"], writes=not module.check_mode):
-            connection = connect(p["database_url"], f"wfops-normalize-{'-'.join(sections)}"[:63])
-            stop_with_owner(connection)
+            connection = connect(p["database_url"], name)
+            owned = stop_with_owner(connection)
+            options.workers.connect = lambda: owned.add(connect(p["database_url"], f"{name[:55]}-worker"))
             try:
                 results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
+                if p["invariants"]:
+                    verification = verify(connection, p["invariants"])
             finally:
                 connection.close()
     except DatabaseError as exc:
@@ -156,9 +199,23 @@ def main() -> None:
     except psycopg2.Error as exc:
         module.fail_json(msg=f"the database refused the normalisation: {' '.join(str(exc).split())}", pgcode=exc.pgcode)
     rows = sum(result.rows for result in results)
+    payload = {"changed": rows > 0, "rows": rows, "workers": options.workers.count}
     if p["sections"]:
-        module.exit_json(changed=rows > 0, rows=rows, sections=[asdict(result) for result in results])
-    module.exit_json(changed=rows > 0, **asdict(results[0]))
+        payload["sections"] = [asdict(result) for result in results]
+    else:
+        payload.update(asdict(results[0]))
+    if verification is not None:
+        failed = [r for r in verification if not r.passed]
+        payload["verification"] = {
+            "passed": not failed,
+            "failed_names": [r.name for r in failed],
+            "results": [asdict(r) for r in verification],
+        }
+        if failed and p["fail_on_violation"]:
+            module.fail_json(
+                msg="the data invariants do not hold: " + "; ".join(r.summary() for r in failed), **payload
+            )
+    module.exit_json(**payload)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,10 @@ holder:
       C(processes), the processes of its run alive on this host (pid, command).
   type: dict
   returned: always
-holder_text: {description: The holder in one phrase (who, what, which run, since when)., type: str, returned: when held}
+description:
+  description: The holder in one phrase (who, what, which run, since when); empty when the lock is free.
+  type: str
+  returned: for state=status, and when state=acquired is refused because the lock is held
 """
 
 import datetime as dt
@@ -88,6 +91,7 @@ import time
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.wfops_ledger import append_entry
 from ansible.module_utils.wfops_processes import run_processes
 
 
@@ -199,10 +203,6 @@ def _thaw(module: AnsibleModule, lock: Path) -> None:
     module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
 
 
-def _text(holder: dict | None) -> dict:
-    return {"holder_text": describe(holder)} if holder else {}
-
-
 def _wait_until_gone(run_id: str, seconds: float) -> list:
     """The run's processes on this host still alive after waiting up to `seconds` for them to end."""
     deadline = time.monotonic() + seconds
@@ -211,17 +211,6 @@ def _wait_until_gone(run_id: str, seconds: float) -> list:
         if not remaining or time.monotonic() > deadline:
             return remaining
         time.sleep(0.2)
-
-
-def append_ledger(ledger: Path, entry: dict) -> None:
-    """One JSON line appended in a single write (O_APPEND), flushed to disk."""
-    ledger.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(descriptor, (json.dumps(entry) + "\n").encode())
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def main() -> None:
@@ -255,8 +244,13 @@ def main() -> None:
     freeze = read_freeze(path)
     run_id = (p["holder"] or {}).get("run_id")
     if p["state"] == "status":
-        held = current is not None
-        module.exit_json(changed=False, held=held, holder=current or {}, freeze=freeze, **_text(current))
+        module.exit_json(
+            changed=False,
+            held=current is not None,
+            holder=current or {},
+            freeze=freeze,
+            description=describe(current) if current else "",
+        )
     if p["state"] == "acquired":
         if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") == "release":
             module.fail_json(
@@ -270,7 +264,10 @@ def main() -> None:
                 module.exit_json(changed=False, held=True, holder=current, freeze=freeze)
             # The action plugin says whether that run still works (its processes) in the final message.
             module.fail_json(
-                msg=f"the release lock is held by {describe(current)}", held=True, holder=current, **_text(current)
+                msg=f"the release lock is held by {describe(current)}",
+                held=True,
+                holder=current,
+                description=describe(current),
             )
         if module.check_mode:
             module.exit_json(changed=True, held=False, holder={}, freeze=freeze)
@@ -299,7 +296,7 @@ def main() -> None:
             )
     # released: the run's ledger line first, so a run that held the lock is always on record
     if p["ledger_path"] and not module.check_mode:
-        append_ledger(Path(p["ledger_path"]), p["ledger_entry"])
+        append_entry(p["ledger_path"], p["ledger_entry"])
     if current is None:
         module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
     if not p["force"] and current.get("run_id") != run_id:

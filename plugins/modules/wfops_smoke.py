@@ -38,7 +38,7 @@ options:
   protected_path: {description: A page that needs a session., type: str, default: /dashboard}
   sse_path: {description: The chatbot's SSE endpoint., type: str, default: /api/chatbot/stream}
   sse_timeout: {description: Seconds for the first event., type: float, default: 5}
-  database_url: {description: postgresql:// URL of a role that may SET ROLE to tenant_role., type: str, default: ""}
+  database_url: {description: Any libpq URL or conninfo; its role may SET ROLE to tenant_role., type: str, default: ""}
   tenant_role: {description: The app's runtime role (subject to RLS)., type: str, default: authenticated}
   login_roles: {description: Login roles the app uses; none may bypass RLS., type: list, elements: str, default: []}
   insert_probes:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from wfops.exits import Exit, for_summary, render_help
+from wfops.ledger import Entry, Serving, entries_from
 from wfops.orchestration import (
     AdminError,
     RunRequest,
@@ -92,8 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     return _finish(execute(request, ProgressPrinter()), args.json)
 
 
-def _read_history(env: str) -> list[dict[str, Any]]:
-    return list(run_admin(env, "history", ProgressPrinter(show_tasks=False)).get("history") or [])
+def _read_history(env: str) -> list[Entry]:
+    return entries_from(run_admin(env, "history", ProgressPrinter(show_tasks=False)).get("history") or [])
 
 
 def _release(args: argparse.Namespace) -> int:
@@ -121,35 +122,74 @@ def _release(args: argparse.Namespace) -> int:
     return _finish(execute(request, ProgressPrinter()), args.json)
 
 
+def _check_confirmation(args: argparse.Namespace) -> None:
+    """What can be said wrong about --confirm without asking the host: nothing runs when it is."""
+    if not args.database:
+        raise UsageError("--confirm confirms a database restore: add --database (or leave --confirm out)")
+    if args.confirm == "latest":
+        raise UsageError(
+            "--confirm takes the backup's id, not latest: the rollback resolves latest to one backup (the newest "
+            "verified one that is not a safety backup); see it with wfops backups, or leave --confirm out on a terminal"
+        )
+    if args.backup and args.backup != "latest" and args.confirm != args.backup:
+        raise UsageError(f"--confirm {args.confirm} is not the backup to restore ({args.backup}): nothing was run")
+
+
 def _rollback(args: argparse.Namespace) -> int:
     inventory_path(args.env)
     extravars: dict[str, Any] = {**_parse_extravars(args.extra_vars), "rollback_database": args.database}
+    if args.to:
+        extravars["rollback_to_ref"] = args.to
     if args.backup:
         extravars["rollback_backup_id"] = args.backup
+    if args.confirm is not None:
+        _check_confirmation(args)
     phases = [get_phase("rollback"), get_phase("smoke")]
-    if args.database and not args.confirm:
+    if args.database and args.confirm is None and not args.check:
         if not sys.stdin.isatty():
             raise UsageError(
                 "--database restores an older database and loses newer rows: pass --confirm <backup-id> "
                 "(there is no terminal to ask on)"
             )
+        # A dry run of the rollback alone (no smoke checks: they would sign in) shows what the answer commits to.
+        planning = {**extravars, "rollback_smoke": False}
         plan = execute(
-            RunRequest(args.env, "rollback (plan)", phases, extravars, True, playbook="playbooks/rollback.yml"),
+            RunRequest(args.env, "rollback (plan)", phases[:1], planning, True, playbook="playbooks/rollback.yml"),
             ProgressPrinter(),
         )
-        database = (plan.phases[0].result.get("database") or {}) if plan.phases else {}
-        print(render_table(plan))
-        backup = database.get("backup") or args.backup or "?"
-        print(f"\nRestoring {backup} loses {database.get('rows_lost', '?')} rows written since it was taken.")
+        report = plan.phases[0].result if plan.phases else {}
+        backup = (report.get("database") or {}).get("backup")
+        if plan.status != "successful" or not backup:
+            return _finish(plan, args.json)
+        print(_describe_plan(report), file=sys.stderr)
         answer = input(f"Type the backup id ({backup}) to restore it, anything else to stop: ").strip()
         if answer != backup:
             print("wfops: stopped; nothing was restored", file=sys.stderr)
             return Exit.FAILED
+        # The id the plan resolved (latest, or the ledger's) is the one restored, whatever `latest` means by now.
+        extravars["rollback_backup_id"] = backup
         args.confirm = answer
     if args.confirm:
         extravars["rollback_confirm"] = args.confirm
     request = RunRequest(args.env, "rollback", phases, extravars, args.check, playbook="playbooks/rollback.yml")
     return _finish(execute(request, ProgressPrinter()), args.json)
+
+
+def _describe_plan(report: dict[str, Any]) -> str:
+    """The dry run's plan as the person confirming it reads it: code, the backup by its id, what would be lost."""
+    database = report.get("database") or {}
+    lost = ", ".join(f"{t['table']} {t['rows']}" for t in database.get("lost_by_table") or []) or "none"
+    taken = f"{database.get('backup_reason')} backup, taken {database.get('backup_taken_at')}"
+    return "\n".join(
+        [
+            "",
+            f"Plan: {report.get('summary', '')}",
+            f"  backup: {database.get('backup')} ({taken}; asked for: {database.get('asked')})",
+            f"  rows written since it was taken, which the restore loses: {database.get('rows_lost')} ({lost})",
+            "  a safety backup of the current database is taken first",
+            "",
+        ]
+    )
 
 
 def _admin(args: argparse.Namespace) -> int:
@@ -172,7 +212,7 @@ def _admin(args: argparse.Namespace) -> int:
     if args.command == "lock":
         print(_describe_lock(action, report.get("lock") or {}))
     elif args.command == "history":
-        print(render_history(report.get("history") or []))
+        print(render_history(entries_from(report.get("history") or []), Serving.from_dict(report.get("serving"))))
     else:
         print(render_backups(report.get("backups") or []))
     return Exit.OK
@@ -353,10 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(release)
     release.set_defaults(handler=_release)
 
-    rollback = commands.add_parser("rollback", help="return to the previous release (code; --database too)")
+    rollback = commands.add_parser("rollback", help="return to the previous healthy release (code; --database too)")
+    rollback.add_argument(
+        "--to", metavar="REF", help="return to this release (a ref or commit the ledger knows) instead"
+    )
     rollback.add_argument("--database", action="store_true", help="also restore the release's backup")
-    rollback.add_argument("--backup", metavar="ID|latest", help="the backup to restore (default: the release's)")
-    rollback.add_argument("--confirm", metavar="ID", help="the backup id, confirming the database restore")
+    rollback.add_argument(
+        "--backup",
+        metavar="ID|latest",
+        help="the backup to restore (default: the newest release's; latest: the newest verified, not a safety one)",
+    )
+    rollback.add_argument("--confirm", metavar="ID", help="the backup's id, confirming the database restore")
     run_options(rollback)
     rollback.set_defaults(handler=_rollback)
 

@@ -18,7 +18,11 @@ from wfops.secrets import is_secret
 from wfops.vault import Vault
 
 # The playbooks that take the release lock: an interrupted run of one of them is recorded and its lock released.
-LOCKING_PLAYBOOKS = {"playbooks/release.yml": "release", "playbooks/rollback.yml": "rollback"}
+LOCKING_PLAYBOOKS = {
+    "playbooks/release.yml": "release",
+    "playbooks/rollback.yml": "rollback",
+    "playbooks/deploy.yml": "deploy",
+}
 _command_vault = Vault()
 # The reason of a phase a guard's error kept from running (the error itself is shown once, under the table).
 _STOPPED = "the run stopped before it (see the error)"
@@ -158,6 +162,7 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
     ]
     error: str | None = None
     outcome: PlaybookOutcome | None = None
+    last_playbook = request.playbook
     if request.playbook is not None:
         # One playbook running several phases (release.yml, rollback.yml).
         outcome = play(request.playbook, Path(request.playbook).stem)
@@ -175,14 +180,16 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
             if earlier is not None:
                 results.append(PhaseResult(phase.name, "skipped", 0.0, {"reason": f"not run: {earlier}"}))
                 continue
-            outcome = play(phase.playbook, f"{index:02d}-{phase.name}")
+            outcome, last_playbook = play(phase.playbook, f"{index:02d}-{phase.name}"), phase.playbook
             error = error or _guard_error(outcome)
             results.append(phase_result(phase, outcome, _STOPPED if error else None))
 
     stats = outcome.stats_data if outcome else {}
     stopped_by = outcome.stopped_by if outcome else None
-    if stopped_by is not None and request.playbook in LOCKING_PLAYBOOKS:
-        error = _record_interruption(request, root, run_id, run_dir, started, results, stopped_by, progress) or error
+    if stopped_by is not None and last_playbook in LOCKING_PLAYBOOKS:
+        kind = LOCKING_PLAYBOOKS[str(last_playbook)]
+        recorded = _record_interruption(request, kind, root, run_id, run_dir, started, results, stopped_by, progress)
+        error = recorded or error
     release_report = stats.get("wfops_release") or {}
     summary = RunSummary(
         run_id=run_id,
@@ -205,6 +212,7 @@ def execute(request: RunRequest, progress: ProgressPrinter, run_id: str | None =
 
 def _record_interruption(
     request: RunRequest,
+    kind: str,
     root: Path,
     run_id: str,
     run_dir: Path,
@@ -226,7 +234,7 @@ def _record_interruption(
         extravars={
             "run_id": run_id,
             "release_ref": request.release_ref or "",
-            "release_kind": LOCKING_PLAYBOOKS[str(request.playbook)],
+            "release_kind": kind,
             "release_interruption": {
                 "started_at": datetime.fromisoformat(started).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "signal": stopped_by,

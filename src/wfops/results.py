@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Literal
 from xml.etree import ElementTree
 
+from wfops.ledger import Entry, Serving
+
 # interrupted: the phase was running when the run was stopped (Ctrl-C, SIGTERM, its process killed).
 PhaseStatus = Literal["ok", "failed", "skipped", "interrupted"]
 RunStatus = Literal["successful", "failed", "interrupted"]
@@ -37,8 +39,8 @@ class RunSummary:
     check_mode: bool = False
     release_ref: str | None = None
     error: str | None = None
-    # After a failed release: the exact command that returns to the previous release.
-    rollback_command: str | None = None
+    # After a failed release: the commands (wfops, ansible-playbook) that roll back what it changed, as printed.
+    rollback_command: list[str] | None = None
     # The run was refused before anything changed: "input" (bad input, exit 2).
     refused: str | None = None
 
@@ -48,7 +50,10 @@ class RunSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSummary:
         phases = [PhaseResult(**phase) for phase in data.get("phases", [])]
-        return cls(**{**data, "phases": phases})
+        command = data.get("rollback_command")
+        if isinstance(command, str):  # summaries written before it was a list joined its commands with "|"
+            command = [part.strip() for part in command.split("|") if part.strip()]
+        return cls(**{**data, "phases": phases, "rollback_command": command})
 
     def write_json(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
@@ -130,7 +135,7 @@ def render_table(summary: RunSummary) -> str:
         footer.append(f"error: {summary.error}")
     if summary.rollback_command:
         footer.append("to roll back:")
-        footer.extend(f"  {command.strip()}" for command in summary.rollback_command.split("|"))
+        footer.extend(f"  {command}" for command in summary.rollback_command)
     return "\n".join([header, "", *[line.rstrip() for line in lines], "", *footer])
 
 
@@ -151,36 +156,54 @@ def _signal_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
-def render_history(entries: list[dict[str, Any]]) -> str:
-    """The host's ledger, newest last: who released or rolled back what, when, with which backup."""
-    rows = [("finished (UTC)", "kind", "ref", "who", "status", "backup", "deployment", "run", "staged / overrides")]
+def render_history(entries: list[Entry], serving: Serving | None = None) -> str:
+    """The host's ledger, newest last: who released or rolled back what, when, with which backup; and what serves now
+    (its release's row is marked `*` in the column `now`, and the last line names it)."""
+    if not entries:
+        return "no releases or rollbacks recorded yet"
+    rows = [("finished (UTC)", "kind", "ref", "now", "who", "status", "backup", "deployment", "run", "notes")]
     for entry in entries:
-        deployment = entry.get("new_deployment") or {}
-        status = entry.get("status", "")
-        if entry.get("failed_phase"):
-            status += f" in {entry['failed_phase']}"
+        deployment = entry.serving or entry.deployed
+        status = str(entry.status or "") + (f" in {entry.failed_phase}" if entry.failed_phase else "")
+        serves = serving is not None and entry.kind in ("release", "deploy") and entry.run_id == serving.release_run
+        ref = entry.ref or ("(database only)" if entry.kind == "rollback" else "-")
         rows.append(
             (
-                str(entry.get("finished_at", "")),
-                str(entry.get("kind", "")),
-                str(entry.get("ref") or "-"),
-                str(entry.get("who", "")),
+                str(entry.finished_at or ""),
+                str(entry.kind),
+                f"-> {ref}" if entry.kind == "rollback" and entry.ref else str(ref),
+                "*" if serves else "",
+                str(entry.who or ""),
                 status,
-                str(entry.get("backup_id") or "-"),
-                str(deployment.get("deploymentId") or "-"),
-                str(entry.get("run_id", "")),
+                _backup(entry),
+                str((deployment.deployment_id if deployment else None) or "-"),
+                str(entry.run_id or ""),
                 _audit_note(entry),
             )
         )
-    return _columns(rows) if entries else "no releases or rollbacks recorded yet"
+    lines = [_columns(rows)]
+    if serving is not None:
+        reported = f", reporting {serving.reported}" if serving.reported else ""
+        lines.append(f"\n* serving now: {serving.describe()}{reported}")
+    return "\n".join(lines)
 
 
-def _audit_note(entry: dict[str, Any]) -> str:
-    """What let this run through or what it changed: its staging run, every override, a freeze's reason."""
-    notes = [f"staged in {entry['staged_run']}"] if entry.get("staged_run") else []
-    notes += [f"OVERRIDE {o.get('rule')}: {o.get('reason')}" for o in entry.get("overrides") or []]
-    if entry.get("kind") in ("freeze", "unfreeze") and entry.get("reason"):
-        notes.append(str(entry["reason"]) + (f" (until {entry['until']})" if entry.get("until") else ""))
+def _backup(entry: Entry) -> str:
+    if entry.kind == "rollback" and entry.backup_id:
+        return f"restored {entry.backup_id}" if entry.restored_database else f"{entry.backup_id} (not restored)"
+    return entry.backup_id or "-"
+
+
+def _audit_note(entry: Entry) -> str:
+    """What let this run through or what it changed: its staging run, every override, a freeze's reason, a resume."""
+    notes = [f"staged in {entry.staged_run}"] if entry.staged_run else []
+    notes += [f"OVERRIDE {o.get('rule')}: {o.get('reason')}" for o in entry.overrides]
+    if entry.kind in ("freeze", "unfreeze") and entry.reason:
+        notes.append(entry.reason + (f" (until {entry.until})" if entry.until else ""))
+    if entry.resumed_from:
+        notes.append(f"resumed {entry.resumed_from}")
+    if entry.rolled_back_run and entry.kind == "rollback":
+        notes.append(f"left {entry.rolled_back_run}")
     return "; ".join(notes) or "-"
 
 

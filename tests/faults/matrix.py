@@ -265,6 +265,23 @@ MATRIX: tuple[Fault, ...] = (
         exit_code=2,
     ),
     Fault(
+        "wrong-confirmation",
+        "--confirm that is not the backup the rollback resolved (--backup latest)",
+        "rollback",
+        "to go ahead: --confirm",
+        "no safety dump, no lock, no ledger line: the host's files and every table's checksum unchanged",
+        "tests/test_release_rollback.py::test_a_wrong_confirmation_is_refused_before_anything_is_written_on_the_host",
+    ),
+    Fault(
+        "redeploy-without-push",
+        "a code rollback to a release without a Dokploy rollback, and no push command configured",
+        "rollback",
+        "no push command is configured (deploy_push_argv)",
+        "nothing deployed: the app serves what it served, Dokploy has no new deployment",
+        "tests/test_rollback_cycle.py::test_release_release_rollback_release_rollback_rollback_walks_back_healthy_releases"
+        "[redeploy]",
+    ),
+    Fault(
         "unknown-phase",
         "wfops run nonsense",
         "wrapper",

@@ -358,7 +358,7 @@ def test_bad_database_urls_are_refused_before_anything_runs(box: SandboxHandle, 
 
 def test_an_unknown_backup_id_changes_nothing(box: SandboxHandle) -> None:
     code, summary = Background(
-        box, "rollback", "--env", "local", "--database", "--backup", "latest", "--confirm", "latest"
+        box, "rollback", "--env", "local", "--database", "--backup", "latest", "--confirm", "backup-19990101-000000"
     ).result()
     assert code == 1
     assert "the backup tool" in _phase(summary, "rollback")["result"]["error"], "no backup tool yet: said so"

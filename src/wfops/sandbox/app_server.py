@@ -1,8 +1,10 @@
 """A stand-in for the WeddingFlo app (which cannot run here), on loopback, shaped like the real one.
 
-Health endpoint with the running commit; the sign-in page; Better Auth's endpoints under /api/auth backed by
+Health endpoint reporting the running version; the sign-in page; Better Auth's endpoints under /api/auth backed by
 the sandbox database (scrypt passwords in accounts, sessions in a table, the signed session cookie, Origin
-checks); a protected page; the chatbot's SSE stream. Switches (POST /__standin/app) break health or SSE.
+checks); a protected page; the chatbot's SSE stream. Switches (POST /__standin/app) break health or SSE, and choose
+where and how the health answer reports the version: `version_field` (a dotted JSON path, default `commit`) and
+`version_format` (full SHA, short SHA, tag, or the ref as built), as real apps differ.
 """
 
 from __future__ import annotations
@@ -30,14 +32,46 @@ COOKIE = "better-auth.session_token"
 SESSION_DAYS = 7
 
 
+VERSION_FORMATS = ("full", "short", "tag", "ref")
+
+
+@dataclass(frozen=True)
+class Version:
+    """The code the app runs: the ref Dokploy built and, when the push knew them, its commit and tag."""
+
+    ref: str
+    commit: str | None = None
+    tag: str | None = None
+
+    def formatted(self, style: str) -> str:
+        """As the app reports it; a format this version cannot give (no commit known) falls back to the ref."""
+        if style == "full" and self.commit:
+            return self.commit
+        if style == "short" and self.commit:
+            return self.commit[:7]
+        if style == "tag" and self.tag:
+            return self.tag
+        return self.ref
+
+
+def _put(body: dict[str, Any], path: str, value: Any) -> None:
+    """body at a dotted path (build.git.sha) = value."""
+    *parents, leaf = path.split(".")
+    for part in parents:
+        body = body.setdefault(part, {})
+    body[leaf] = value
+
+
 @dataclass
 class AppState:
-    """What the stand-in serves; the Dokploy stand-in changes `commit` when it deploys."""
+    """What the stand-in serves; the Dokploy stand-in changes `version` when it deploys or rolls back."""
 
     database_url: str
     base_url: str
     cookie_secret: str
-    commit: str = "previous"
+    version: Version = field(default_factory=lambda: Version("previous"))
+    version_field: str = "commit"
+    version_format: str = "full"
     healthy: bool = True
     sse_alive: bool = True
     # The app's log (what `docker service logs` shows in production): one line per request and per error.
@@ -169,9 +203,14 @@ class _Handler(BaseHTTPRequestHandler):
         path = urllib.parse.urlsplit(self.path).path
         if path == "/__standin/app":
             body = self._body()
+            if body.get("version_format", "full") not in VERSION_FORMATS:
+                self._json(HTTPStatus.BAD_REQUEST, {"message": f"version_format is one of {VERSION_FORMATS}"})
+                return
             with self.state.lock:
                 self.state.healthy = bool(body.get("healthy", self.state.healthy))
                 self.state.sse_alive = bool(body.get("sse", self.state.sse_alive))
+                self.state.version_field = str(body.get("version_field", self.state.version_field))
+                self.state.version_format = str(body.get("version_format", self.state.version_format))
             self._json(HTTPStatus.OK, {"healthy": self.state.healthy, "sse": self.state.sse_alive})
             return
         if path.startswith("/api/auth/"):
@@ -189,20 +228,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.NOT_FOUND, {"message": "Not found"})
 
     def _health(self) -> None:
-        if not self.state.healthy:
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"status": "error", "commit": self.state.commit})
-            return
-        try:
-            with self._db() as connection, connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            connection.close()
-            database = "ok"
-        except psycopg2.Error:
-            database = "unreachable"
-        status = HTTPStatus.OK if database == "ok" else HTTPStatus.SERVICE_UNAVAILABLE
-        self._json(
-            status, {"status": "ok" if database == "ok" else "error", "commit": self.state.commit, "database": database}
-        )
+        with self.state.lock:
+            healthy, field_path = self.state.healthy, self.state.version_field
+            version = self.state.version.formatted(self.state.version_format)
+        database = "unchecked"
+        if healthy:
+            try:
+                with self._db() as connection, connection.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+                connection.close()
+                database = "ok"
+            except psycopg2.Error:
+                database = "unreachable"
+        ok = healthy and database == "ok"
+        body: dict[str, Any] = {"status": "ok" if ok else "error", "database": database}
+        _put(body, field_path, version)
+        self._json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
 
     def _sign_in(self, body: dict[str, Any]) -> None:
         email, password = str(body.get("email", "")), str(body.get("password", ""))

@@ -5,7 +5,9 @@ body; only the `x-api-key` header authenticates (401 {"message": "Unauthorized"}
 and compose.deploy only queue the job (no deployment id returned); the deployment row appears when the worker
 starts it, newest first in deployment.all, with status running | done | error | cancelled; `done` is set when
 the service was updated, before the new app is healthy. "Deploying" switches the stand-in app to the source
-ref (what a `git push` put on the deploy branch: POST /__standin/source).
+ref (what a `git push` put on the deploy branch, with the commit and tag it resolved to: POST /__standin/source).
+rollback.rollback is synchronous and, as in Dokploy, adds no deployment row: the newest `done` row is then not what
+serves.
 
 Switches for tests (POST /__standin/mode): deploy normal | fail | hang | vanish, auth normal | unauthorized,
 errors_500 (answer the next N API calls with 500), health_after_deploy ok | fail.
@@ -20,12 +22,12 @@ import secrets
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from wfops.sandbox.app_server import AppState
+from wfops.sandbox.app_server import AppState, Version
 from wfops.sandbox.loopback import LoopbackServer
 
 KEEP_DEPLOYMENTS = 10
@@ -41,7 +43,7 @@ class DokployState:
     application_id: str
     compose_id: str
     app: AppState
-    source_ref: str = "previous"
+    source: Version = field(default_factory=lambda: Version("previous"))
     deploy_mode: str = "normal"
     auth_mode: str = "normal"
     errors_500: int = 0
@@ -61,9 +63,12 @@ class DokployState:
 
     def seed_running_release(self) -> None:
         """The app already runs a deployment (the previous release) when the sandbox comes up."""
-        deployment_id, rollback_id = secrets.token_urlsafe(12), secrets.token_urlsafe(10)
-        self.rollbacks[rollback_id] = {"rollbackId": rollback_id, "deploymentId": deployment_id, "ref": self.source_ref}
-        self.logs[deployment_id] = [f"Cloning source at {self.source_ref}", "Build succeeded"]
+        deployment_id = secrets.token_urlsafe(12)
+        rollback_id = secrets.token_urlsafe(10) if self.rollback_active else None
+        if rollback_id is not None:
+            rollback = {"rollbackId": rollback_id, "deploymentId": deployment_id, "source": self.source}
+            self.rollbacks[rollback_id] = rollback
+        self.logs[deployment_id] = [f"Cloning source at {self.source.ref}", "Build succeeded"]
         self.rows(self.application_id).append(
             {
                 "deploymentId": deployment_id,
@@ -121,8 +126,8 @@ class _Worker:
             rows = state.rows(job["service_id"])
             rows.insert(0, row)
             del rows[KEEP_DEPLOYMENTS:]
-            ref = state.source_ref
-            state.logs[deployment_id] = [f"Cloning source at {ref}", "Running npm ci", "Running npm run build"]
+            source = state.source
+            state.logs[deployment_id] = [f"Cloning source at {source.ref}", "Running npm ci", "Running npm run build"]
         if mode == "hang":
             return
         time.sleep(state.build_s)
@@ -137,13 +142,14 @@ class _Worker:
             state.logs[deployment_id] += ["Build succeeded", "Updating swarm service weddingflo"]
             if state.rollback_active and job["application_id"]:
                 rollback_id = secrets.token_urlsafe(10)
-                state.rollbacks[rollback_id] = {"rollbackId": rollback_id, "deploymentId": deployment_id, "ref": ref}
+                rollback = {"rollbackId": rollback_id, "deploymentId": deployment_id, "source": source}
+                state.rollbacks[rollback_id] = rollback
                 row["rollbackId"] = rollback_id
             row.update(status="done", finishedAt=_now())
         # Start-first: the old task keeps serving until the new one has booted.
         time.sleep(state.boot_s)
         with state.app.lock:
-            state.app.commit = ref
+            state.app.version = source
             state.app.healthy = state.health_after_deploy == "ok"
 
 
@@ -197,8 +203,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(
                     HTTPStatus.OK,
                     {
-                        "source_ref": self.state.source_ref,
-                        "commit": self.state.app.commit,
+                        "source": asdict(self.state.source),
+                        "serving": asdict(self.state.app.version),
                         "queue": len(self.state.queue),
                         "deploy_mode": self.state.deploy_mode,
                     },
@@ -260,8 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/__standin/source":
             with state.lock:
-                state.source_ref = str(body.get("ref", state.source_ref))
-            self._reply(HTTPStatus.OK, {"source_ref": state.source_ref})
+                state.source = Version(str(body["ref"]), body.get("commit") or None, body.get("tag") or None)
+            self._reply(HTTPStatus.OK, {"source": asdict(state.source)})
             return
         if self._denied():
             return
@@ -275,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Synchronous swarm update to the old image; no deployment row, applicationStatus unchanged.
             time.sleep(state.boot_s)
             with state.app.lock:
-                state.app.commit = rollback["ref"]
+                state.app.version = rollback["source"]
                 state.app.healthy = True
             self._reply(HTTPStatus.OK, None)
         else:

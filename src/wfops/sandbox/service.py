@@ -127,6 +127,35 @@ def _bootstrap(cluster: PostgresCluster, ops_password: str, app_password: str) -
     database.close()
 
 
+@dataclass
+class SeedStep:
+    """One `--> table NAME` step of seed.sql: the table it fills and its SQL."""
+
+    table: str
+    sql: str
+
+
+def seed_steps(script: str) -> list[SeedStep]:
+    """seed.sql cut at its `--> table NAME` lines (whatever comes before the first one is its header)."""
+    steps: list[SeedStep] = []
+    for chunk in script.split("\n--> table ")[1:]:
+        name, _, body = chunk.partition("\n")
+        steps.append(SeedStep(name.strip(), body))
+    return steps
+
+
+def seed(connection: Any, params: dict[str, Any], log: Any) -> None:
+    """seed.sql in one transaction, step by step, with a progress line per table (rows and seconds)."""
+    started = time.monotonic()
+    with connection, connection.cursor() as cursor:
+        for step in seed_steps(_sql_resource("seed.sql")):
+            step_started = time.monotonic()
+            cursor.execute(step.sql, params)
+            rows = f"{cursor.rowcount:,} rows" if cursor.rowcount >= 0 else "done"
+            log(f"sandbox: seeded {step.table}: {rows} in {time.monotonic() - step_started:.1f}s")
+    log(f"sandbox: seed committed in {time.monotonic() - started:.1f}s")
+
+
 def _seed_sizes(guests: int) -> dict[str, int]:
     clients = max(10, guests // 50)
     return {"guests": guests, "clients": clients, "companies": max(3, clients // 400)}
@@ -174,11 +203,12 @@ def up(guests: int = DEFAULT_GUESTS, log: Any = print) -> SandboxStatus:
             f"{sizes['companies']} companies)"
         )
         smoke_password = os.environ.get("WFOPS_SANDBOX_SMOKE_PASSWORD") or secrets.token_urlsafe(18)
-        with connection, connection.cursor() as cursor:
-            cursor.execute(_sql_resource("seed.sql"), {**sizes, "smoke_password_hash": hash_password(smoke_password)})
+        seed(connection, {**sizes, "smoke_password_hash": hash_password(smoke_password)}, log)
         connection.autocommit = True
         with connection.cursor() as cursor:
+            analyzed = time.monotonic()
             cursor.execute("ANALYZE")
+            log(f"sandbox: ANALYZE in {time.monotonic() - analyzed:.1f}s")
     finally:
         connection.close()
     _write_private(base / "database_url", ops_url)

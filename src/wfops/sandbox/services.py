@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from wfops.pgcluster import free_port
-from wfops.sandbox.app_server import AppServer, AppState
+from wfops.sandbox.app_server import AppServer, AppState, Version
 from wfops.sandbox.dokploy_standin import DokployServer, DokployState
 
 APPLICATION_ID = "weddingflo-app-sandbox"
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
         database_url=(base / "app_database_url").read_text().strip(),
         base_url=app_url,
         cookie_secret=(base / "app_secret").read_text().strip(),
-        commit=os.environ.get("WFOPS_SANDBOX_APP_COMMIT", "previous"),
+        version=Version(os.environ.get("WFOPS_SANDBOX_APP_COMMIT", "previous")),
         log_path=str(base / "app.log"),
     )
     api_state = DokployState(
@@ -37,7 +37,9 @@ def main(argv: list[str]) -> int:
         application_id=APPLICATION_ID,
         compose_id=COMPOSE_ID,
         app=app_state,
-        source_ref=app_state.commit,
+        source=app_state.version,
+        # An application without a rollback registry: no deployment ever gets a rollbackId (the redeploy fallback).
+        rollback_active=os.environ.get("WFOPS_SANDBOX_DOKPLOY_ROLLBACKS", "1") != "0",
     )
     api_state.seed_running_release()
     app, api = AppServer(app_state, app_port), DokployServer(api_state, api_port)

@@ -1,0 +1,2 @@
+ALTER TABLE "articles" ENABLE ROW LEVEL SECURITY;--> statement-breakpoint
+CREATE POLICY "articles_tenant_read" ON "articles" AS PERMISSIVE FOR SELECT TO public USING ("articles"."company_id" = nullif(current_setting('app.company_id', true), '')::uuid);
