@@ -1396,6 +1396,7 @@ def _pg_restore(
     single_transaction: bool,
     lock_timeout: str = "",
     measure: tuple[tuple[str, ...], bool] | None = None,
+    client_check_ms: int = 0,
 ) -> Measured | None:
     """pg_restore into `dbname`. With `measure` (schemas, checksums) and one transaction, the tables are counted (and
     checksummed) and the migration head read inside that transaction, before it commits."""
@@ -1404,6 +1405,9 @@ def _pg_restore(
     if lock_timeout:
         # Waiting for the app's locks forever would stall the rollback: give up instead, with the reason.
         env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c lock_timeout={lock_timeout}".strip()
+    if client_check_ms:
+        # A restore whose client was killed is abandoned (and rolled back) by the server at once, even mid-statement.
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} -c client_connection_check_interval={client_check_ms}".strip()
     restore = [_tool_path(settings, "pg_restore"), "--no-password", f"--use-list={use_list}"]
     if clean:
         restore += ["--clean", "--if-exists"]
@@ -1478,30 +1482,68 @@ def _restore_through_psql(
     return subprocess.CompletedProcess(restore, code, b"".join(output).decode(), errors.decode(errors="replace"))
 
 
-def restore(settings: Settings, backup: Backup, dbname: str, jobs: int, lock_timeout: str = "") -> dict[str, Any]:
-    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, then compare it with the
-    manifest (`compare` in the result). In one transaction (jobs 1) the comparison runs inside the restore's own
-    transaction, before it commits, so the app's writes after it cannot make a good restore look wrong; with
-    parallel jobs it runs right after."""
+# wfops's one-writer-at-a-time lock (pg_advisory_lock), the key plugins/module_utils/wfops_pg.py's WRITER_LOCK_KEY
+# (migrate, normalize and stats-repair hold it too; a test keeps the two equal). A restore holds it throughout.
+WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:database-writer").digest()[:8], "big", signed=True)
+WRITER_LOCK_WAIT_S = 60.0
+
+
+def _writer_lock(settings: Settings, database: Database, dbname: str, wait_s: float) -> PsqlSession:
+    """A session holding the writer lock of `dbname`; closing it (or this process ending) releases it."""
+    session = connect(settings, database, dbname)
+    session.query("SET application_name = 'wfops-writer restore'")
+    deadline = time.monotonic() + wait_s
+    while session.query(f"SELECT pg_try_advisory_lock({WRITER_LOCK_KEY})")[0][0] != "t":
+        if time.monotonic() > deadline:
+            holder = session.query(
+                "SELECT a.application_name || ' (pid ' || a.pid || ')' FROM pg_locks l"
+                " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+                f" AND ((l.classid::bigint << 32) | l.objid::bigint) = {WRITER_LOCK_KEY}"
+            )
+            session.close()
+            who = holder[0][0] if holder else "a session that has just ended"
+            raise BackupError(f"another phase is writing {dbname}: {who} holds wfops's writer lock; retry once it ends")
+        time.sleep(0.5)
+    return session
+
+
+def restore(
+    settings: Settings,
+    backup: Backup,
+    dbname: str,
+    jobs: int,
+    lock_timeout: str = "",
+    writer_lock_wait: float = WRITER_LOCK_WAIT_S,
+) -> dict[str, Any]:
+    """Verify, then pg_restore --clean --if-exists into `dbname` on DATABASE_URL's server, as its only writer, then
+    compare it with the manifest (`compare` in the result). In one transaction (jobs 1) the comparison runs inside the
+    restore's own transaction, before it commits, so the app's writes after it cannot make a good restore look wrong;
+    with parallel jobs it runs right after."""
     check = verify(settings, backup, restore_drill=False)
     if check["result"] != "ok":
         raise BackupError(f"{backup.backup_id} failed verification, not restoring: {'; '.join(check['findings'])}")
     database = Database.from_url(settings.database_url, settings.pg_bindir)
     database.refuse_pooler()
     started = time.monotonic()
-    progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
     expected = manifest_contents(backup.manifest)
-    measured = _pg_restore(
-        settings,
-        database,
-        dbname,
-        backup.archive,
-        clean=True,
-        jobs=jobs,
-        single_transaction=jobs <= 1,
-        lock_timeout=lock_timeout,
-        measure=(tuple(backup.manifest.get("schemas", settings.schemas)), expected.checksums is not None),
-    )
+    writer = _writer_lock(settings, database, dbname, writer_lock_wait)
+    try:
+        server = int(writer.query("SHOW server_version_num")[0][0])
+        progress(f"restoring {backup.backup_id} into {dbname} ({'one transaction' if jobs <= 1 else f'{jobs} jobs'})")
+        measured = _pg_restore(
+            settings,
+            database,
+            dbname,
+            backup.archive,
+            clean=True,
+            jobs=jobs,
+            single_transaction=jobs <= 1,
+            lock_timeout=lock_timeout,
+            measure=(tuple(backup.manifest.get("schemas", settings.schemas)), expected.checksums is not None),
+            client_check_ms=1000 if server >= 140000 else 0,  # PostgreSQL 14+
+        )
+    finally:
+        writer.close()
     duration = round(time.monotonic() - started, 3)
     if measured is None:
         comparison = compare_with_manifest(settings, backup, dbname)
@@ -2390,6 +2432,9 @@ def build_parser() -> argparse.ArgumentParser:
     restore_cmd.add_argument("--dbname", required=True, help="database name on DATABASE_URL's server")
     restore_cmd.add_argument("--jobs", type=int, default=1, help="1 = one transaction (all or nothing)")
     restore_cmd.add_argument("--lock-timeout", default="", help="give up when a lock is not had within (e.g. 30s)")
+    restore_cmd.add_argument(
+        "--writer-lock-wait", type=float, default=WRITER_LOCK_WAIT_S, help="seconds to wait for another wfops writer"
+    )
     resolve_cmd = commands.add_parser("resolve", help="the backup an id or latest names (latest: verified, not safety)")
     resolve_cmd.add_argument("backup_id", metavar="ID|latest")
     compare_cmd = commands.add_parser("compare", help="the live database against a backup's manifest")
@@ -2575,7 +2620,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "restore":
         backup = ensure_local(settings, find_any_backup(settings, args.backup_id))
-        result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout)
+        result = restore(settings, backup, args.dbname, args.jobs, args.lock_timeout, args.writer_lock_wait)
         print(json.dumps(result, sort_keys=True))
         if result["compare"]["result"] != "ok":
             mismatches = "; ".join(result["compare"]["mismatches"])

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +19,12 @@ from typing import Any
 
 import yaml
 
+from checkout import copy_checkout
 from loopback_sshd import run, start_sshd, user_exists
 from wfops.pgcluster import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
 DEPLOY_USER = "deploy"
 BACKUP_USER = "weddingflo-backup"
 SUDOERS_RULE = Path("/etc/sudoers.d/wfops-test-deploy")
@@ -114,3 +118,59 @@ def _remove_user_unless(name: str, existed_before: bool) -> None:
         # Ansible's ControlPersist keeps an SSH session (an sshd child running as the user) alive after the run.
         subprocess.run(["pkill", "-KILL", "-u", name], check=False, capture_output=True)
         subprocess.run(["userdel", "--force", "--remove", name], check=True, capture_output=True)
+
+
+def staging_project(project: Path, host: SshHost, sandbox_dir: Path, vault_password: Path) -> Path:
+    """A checkout whose `staging` environment is set up the production way and points at the SSH host: the secrets
+    in an ansible-vault encrypted group_vars/staging/vault.yml, the host reached by its vault address, the
+    committed vars.yml's placeholders replaced by the host's own settings (the sandbox's stand-ins)."""
+    copy_checkout(project)
+    services = json.loads((sandbox_dir / "services.json").read_text())
+    secrets = {
+        "vault_wfops_host_address": "127.0.0.1",
+        "vault_wfops_ssh_user": DEPLOY_USER,
+        "vault_wfops_database_url": (sandbox_dir / "database_url").read_text().strip(),
+        "vault_wfops_dokploy_api_key": (sandbox_dir / "dokploy_api_key").read_text().strip(),
+        "vault_wfops_smoke_email": "smoke@weddingflo.test",
+        "vault_wfops_smoke_password": (sandbox_dir / "smoke_password").read_text().strip(),
+    }
+    vault = project / "group_vars" / "staging" / "vault.yml"
+    vault.write_text(yaml.safe_dump(secrets))
+    vault.chmod(0o600)
+    subprocess.run(
+        [str(VENV_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_password), str(vault)],
+        check=True,
+        capture_output=True,
+    )
+    host_vars = {key: value for key, value in host.host_vars().items() if key not in ("ansible_host", "ansible_user")}
+    push = ["{{ ansible_playbook_python }}", "-m", "wfops.sandbox.push"]
+    host_vars |= {
+        "wfops_dokploy_url": services["dokploy_url"],
+        "wfops_dokploy_service_id": services["application_id"],
+        "wfops_app_url": services["app_url"],
+        "deploy_push_argv": [*push, "{{ wfops_release_ref }}"],
+        "rollback_push_argv": [*push, "{ref}"],
+        "deploy_poll_interval": 0.3,
+        "rollback_poll_interval": 0.3,
+        "smoke_tenant_role": "weddingflo_app",
+        "preflight_min_tests": 13,
+        "monitor_log_command": ["cat", str(sandbox_dir / "app.log")],
+        "backup_metrics_dir": str(host.host_dir / "var/lib/node_exporter/textfile_collector"),
+    }
+    inventory = {
+        "staging": {
+            "children": {
+                "weddingflo": {
+                    "hosts": {
+                        "weddingflo-staging": {
+                            "ansible_host": "{{ wfops_host_address }}",
+                            "ansible_user": "{{ wfops_ssh_user }}",
+                            **host_vars,
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (project / "inventory" / "staging.yml").write_text(yaml.safe_dump(inventory, sort_keys=False))
+    return project

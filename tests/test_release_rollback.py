@@ -113,10 +113,8 @@ def test_a_dry_run_release_plans_every_phase_and_changes_nothing(box: SandboxHan
     assert "pending migrations" in sections["company_id"]["note"], sections
     # Smoke runs against the unchanged database: what fails is reported, not fatal, in a dry run.
     assert "check mode" in phases["smoke"]["result"]["summary"], phases["smoke"]
-    # The only write is the app's own: the smoke login through it records a session (Better Auth).
-    after = table_checksums(box)
-    assert {table for table in before if after[table] != before[table]} == {"public.sessions"}
-    assert after["public.sessions"].startswith("1:") and _commit(box) == commit
+    # Nothing is written, not even by the app: a dry run's smoke signs in nowhere (no session).
+    assert table_checksums(box) == before and _commit(box) == commit
     assert not (box.directory / "host" / "var" / "lib" / "weddingflo" / "ledger.jsonl").exists()
     assert box.wfops("lock", "status", "--env", "local").stdout.strip() == "not held"
 
@@ -237,14 +235,12 @@ def test_a_database_rollback_restores_the_pre_release_rows_exactly(box: SandboxH
     smoke = _phases(rollback)["smoke"]
     assert smoke["status"] == "ok" and {c["flow"][0] for c in smoke["result"]["checks"]} == {"0", "1", "8"}
     after = _checksums(box)
-    # The smoke run after the rollback signs in: its session is the only row the restore did not bring back.
-    assert {k: v for k, v in after.items() if k != "public.sessions"} == {
-        k: v for k, v in before.items() if k != "public.sessions"
-    }
+    # The smoke run after the rollback signs in and out again: it leaves no session behind.
+    assert after == before
     connection = box.connect()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT DISTINCT user_id FROM sessions")
-        assert cursor.fetchall() == [("user-smoke",)]
+        cursor.execute("SELECT count(*) FROM sessions")
+        assert cursor.fetchone() == (0,)
     connection.close()
     backups = json.loads(box.wfops("backups", "--env", "local", "--json").stdout)["backups"]
     safety = [b for b in backups if b["id"] == report["safety_backup"]]
@@ -322,7 +318,8 @@ def test_a_second_release_is_refused_while_the_lock_is_held(box: SandboxHandle) 
     assert module_result(held)["held"] is True
     code, summary = _json_run(box, "release", "--env", "local", "--ref", "r10", "--from", "deploy", *APP_FLOWS)
     assert code == 1
-    assert "the release lock is held by alice (release of r9, run other-run" in summary["error"]
+    # The holder's process (an ad-hoc ansible) has ended, so the lock is refused as stale: held all the same.
+    assert "held by alice (release of r9, run other-run" in summary["error"]
     assert _commit(box) == "previous"
     status = box.wfops("lock", "status", "--env", "local")
     assert "held by alice - release of r9, run other-run" in status.stdout

@@ -116,3 +116,77 @@ def test_no_secret_reaches_output_artifacts_manifests_ledger_logs_or_process_arg
         info = path.stat()
         assert stat.S_IMODE(info.st_mode) == 0o600, path
         assert info.st_uid == os.getuid(), path
+
+
+# --------------------------------------------------------------------------- the one list of secret variables
+
+
+def _vault_example_keys() -> set[str]:
+    import yaml
+
+    keys: set[str] = set()
+    for example in REPO.glob("group_vars/*/vault.yml.example"):
+        keys |= set(yaml.safe_load(example.read_text()))
+    return keys
+
+
+def test_the_list_holds_every_secret_the_roles_declare_and_the_ones_the_filter_once_missed() -> None:
+    from wfops.secrets import declared_secrets
+
+    declared = declared_secrets(REPO)
+    once_missed = {"backup_offsite_ssh_key", "backup_offsite_crypt_salt", "notify_webhook_url", "monitor_webhook_url"}
+    assert once_missed <= declared
+    assert {"wfops_database_url", "wfops_dokploy_api_key", "wfops_smoke_password", "deploy_api_key"} <= declared
+
+
+def test_every_role_variable_that_looks_like_a_secret_is_marked_no_log() -> None:
+    """The list is only as good as the marks: a role option named like a secret must carry no_log."""
+    import yaml
+
+    from wfops.secrets import NAMES_A_FILE, SECRET_LOOKING
+
+    unmarked = []
+    for spec_file in REPO.glob("roles/*/meta/argument_specs.yml"):
+        for entry in (yaml.safe_load(spec_file.read_text())["argument_specs"] or {}).values():
+            for name, option in ((entry or {}).get("options") or {}).items():
+                looks = SECRET_LOOKING.search(name) and not NAMES_A_FILE.search(name)
+                if looks and not (option or {}).get("no_log"):
+                    unmarked.append(f"{spec_file.parts[-3]}: {name}")
+    assert unmarked == []
+
+
+def _every_secret_variable() -> list[str]:
+    from wfops.secrets import declared_secrets
+
+    return sorted(declared_secrets(REPO) | _vault_example_keys())
+
+
+@pytest.mark.parametrize("name", _every_secret_variable())
+def test_every_secret_variable_of_every_role_is_refused_by_dash_e(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wfops.cli import main
+
+    # No sandbox here: a value that slipped through would end at exit 3, never at a play.
+    monkeypatch.setenv("WFOPS_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    runs_before = set((REPO / "runs").glob("*")) if (REPO / "runs").exists() else set()
+    code = main(["run", "backup", "--env", "local", "-e", f"{name}=SentinelValue-{name}"])
+    assert code == 2
+    assert f"-e {name}=...: secrets are not accepted on the command line" in capsys.readouterr().err
+    assert (set((REPO / "runs").glob("*")) if (REPO / "runs").exists() else set()) == runs_before
+
+
+def test_the_environment_scrub_reads_the_same_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wfops.runner import environment_without_secrets
+
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.example/T0/B0/secret")
+    monkeypatch.setenv("BACKUP_OFFSITE_CRYPT_SALT", "salt")
+    monkeypatch.setenv("VAULT_WFOPS_DATABASE_URL", "postgresql://u:pw@h/d")
+    # These name files, not secrets: ansible-playbook must still see them.
+    monkeypatch.setenv("ANSIBLE_VAULT_PASSWORD_FILE", "/etc/wfops/vault-pass")
+    monkeypatch.setenv("ANSIBLE_VAULT_IDENTITY_LIST", "prod@/etc/wfops/vault-pass")
+    with environment_without_secrets() as removed:
+        assert {"NOTIFY_WEBHOOK_URL", "BACKUP_OFFSITE_CRYPT_SALT", "VAULT_WFOPS_DATABASE_URL"} <= set(removed)
+        assert os.environ["ANSIBLE_VAULT_PASSWORD_FILE"] == "/etc/wfops/vault-pass"
+        assert os.environ["ANSIBLE_VAULT_IDENTITY_LIST"] == "prod@/etc/wfops/vault-pass"
+    assert os.environ["NOTIFY_WEBHOOK_URL"] == "https://hooks.example/T0/B0/secret"

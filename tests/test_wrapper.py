@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 
 from conftest import REPO, run_wfops
+from unit_project import FAILING_ROLE, copy_project, unit_env
 from wfops.phases import PHASES
 
 OK_ROLE = """---
@@ -36,23 +35,11 @@ SKIPPED_ROLE = """---
     per_host: false
 """
 
-FAILING_ROLE = """---
-- name: Apply the pending migrations
-  ansible.builtin.fail:
-    msg: migration 0027 failed half-way
-"""
-
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of the project whose backup role succeeds and whose migrate role fails."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("ansible.cfg", "release.yml", "rollback.yml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("group_vars", "playbooks", "roles", "plugins", "files"):
-        shutil.copytree(REPO / name, root / name)
-    shutil.copytree(REPO / "inventory", root / "inventory", symlinks=True)
+    root = copy_project(tmp_path / "project")
     # Every phase role becomes a stand-in that reports skipped, so the wrapper is tested on its own.
     for phase in PHASES:
         (root / "roles" / phase.role / "tasks" / "main.yml").write_text(SKIPPED_ROLE.format(key=phase.stats_key))
@@ -62,14 +49,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def _wfops(project: Path, *args: str, extra_env: dict[str, str] | None = None):
-    # The fixture's roles never connect; the guard only needs a sandbox URL to exist.
-    sandbox = project / ".sandbox"
-    sandbox.mkdir(exist_ok=True)
-    (sandbox / "database_url").write_text("postgresql://postgres@127.0.0.1:1/weddingflo")
-    (sandbox / "dokploy_api_key").write_text("not-a-real-key")
-    (sandbox / "smoke_password").write_text("not-a-real-password")
-    env = {**os.environ, "WFOPS_HOME": str(project), "WFOPS_SANDBOX_DIR": str(sandbox), **(extra_env or {})}
-    return run_wfops(*args, env=env)
+    return run_wfops(*args, env=unit_env(project, extra_env))
 
 
 def _summary(project: Path, stdout: str) -> dict:
@@ -84,11 +64,11 @@ def _statuses(summary: dict) -> dict[str, str]:
 
 
 def test_release_stops_at_the_failing_phase_and_exits_non_zero(project: Path) -> None:
-    result = _wfops(project, "release", "--env", "local", "--ref", "abc123", "--json")
+    result = _wfops(project, "release", "--env", "unit", "--ref", "abc123", "--json")
     assert result.returncode == 1, result.stderr
     summary = _summary(project, result.stdout)
     assert summary["status"] == "failed"
-    assert summary["env"] == "local" and summary["release_ref"] == "abc123"
+    assert summary["env"] == "unit" and summary["release_ref"] == "abc123"
     assert _statuses(summary) == {
         "preflight": "skipped",
         "backup": "ok",
@@ -113,7 +93,7 @@ def test_release_stops_at_the_failing_phase_and_exits_non_zero(project: Path) ->
 
 
 def test_a_successful_phase_exits_zero_with_its_facts(project: Path) -> None:
-    result = _wfops(project, "run", "backup", "--env", "local", "--json")
+    result = _wfops(project, "run", "backup", "--env", "unit", "--json")
     assert result.returncode == 0, result.stderr
     summary = _summary(project, result.stdout)
     assert summary["status"] == "successful"
@@ -128,7 +108,7 @@ def test_a_successful_phase_exits_zero_with_its_facts(project: Path) -> None:
 
 
 def test_a_phase_not_built_yet_is_reported_skipped_never_ok(project: Path) -> None:
-    result = _wfops(project, "run", "preflight", "stats-repair", "--env", "local", "--json")
+    result = _wfops(project, "run", "preflight", "stats-repair", "--env", "unit", "--json")
     assert result.returncode == 0, result.stderr
     summary = _summary(project, result.stdout)
     assert _statuses(summary) == {"preflight": "skipped", "stats-repair": "skipped"}
@@ -136,7 +116,7 @@ def test_a_phase_not_built_yet_is_reported_skipped_never_ok(project: Path) -> No
 
 
 def test_run_stops_after_a_failed_phase(project: Path) -> None:
-    result = _wfops(project, "run", "migrate", "backup", "--env", "local", "--json")
+    result = _wfops(project, "run", "migrate", "backup", "--env", "unit", "--json")
     assert result.returncode == 1
     summary = _summary(project, result.stdout)
     assert _statuses(summary) == {"migrate": "failed", "backup": "skipped"}
@@ -144,7 +124,7 @@ def test_run_stops_after_a_failed_phase(project: Path) -> None:
 
 
 def test_check_mode_reaches_the_roles(project: Path) -> None:
-    result = _wfops(project, "run", "backup", "--env", "local", "--check", "--json")
+    result = _wfops(project, "run", "backup", "--env", "unit", "--check", "--json")
     assert result.returncode == 0, result.stderr
     summary = _summary(project, result.stdout)
     assert summary["check_mode"] is True
@@ -152,7 +132,7 @@ def test_check_mode_reaches_the_roles(project: Path) -> None:
 
 
 def test_release_from_a_phase_does_not_rerun_the_earlier_ones(project: Path) -> None:
-    result = _wfops(project, "release", "--env", "local", "--ref", "abc123", "--from", "normalize", "--json")
+    result = _wfops(project, "release", "--env", "unit", "--ref", "abc123", "--from", "normalize", "--json")
     assert result.returncode == 0, result.stderr
     summary = _summary(project, result.stdout)
     by_name = {phase["name"]: phase for phase in summary["phases"]}
@@ -162,7 +142,7 @@ def test_release_from_a_phase_does_not_rerun_the_earlier_ones(project: Path) -> 
 
 
 def test_the_table_is_printed_without_json(project: Path) -> None:
-    result = _wfops(project, "run", "backup", "--env", "local")
+    result = _wfops(project, "run", "backup", "--env", "unit")
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert any(line.startswith("backup") and " ok " in line for line in lines)
@@ -172,15 +152,16 @@ def test_the_table_is_printed_without_json(project: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("run", "nonsense", "--env", "local"), "unknown phase 'nonsense'"),
-        (("release", "--env", "local", "--ref", "x", "--from", "monitor"), "not a release phase"),
-        (("release", "--env", "local", "--ref", "x", "--from", "nope"), "unknown phase 'nope'"),
+        (("run", "nonsense", "--env", "unit"), "unknown phase 'nonsense'"),
+        (("release", "--env", "unit", "--ref", "x", "--from", "monitor"), "not a release phase"),
+        (("release", "--env", "unit", "--ref", "x", "--from", "nope"), "unknown phase 'nope'"),
         (
-            ("run", "backup", "--env", "local", "-e", "database_url=postgres://u:p@h/d"),
+            ("run", "backup", "--env", "unit", "-e", "database_url=postgres://u:p@h/d"),
             "secrets are not accepted",
         ),
-        (("run", "backup", "--env", "local", "-e", "novalue"), "expected key=value"),
+        (("run", "backup", "--env", "unit", "-e", "novalue"), "expected key=value"),
         (("run", "backup", "--env", "moon"), "invalid choice: 'moon'"),
+        (("run", "backup", "--env", "unit", "-e", "notify_webhook_url=https://hooks.example/T0/B0/x"), "secrets are"),
     ],
 )
 def test_bad_input_exits_2_before_anything_runs(project: Path, args: tuple[str, ...], message: str) -> None:
@@ -196,7 +177,7 @@ def test_secrets_in_the_environment_never_reach_the_run_artifacts(project: Path)
         project,
         "release",
         "--env",
-        "local",
+        "unit",
         "--ref",
         "abc",
         "--json",

@@ -115,8 +115,10 @@ class Entry:
     who: str = ""
     started_at: str = ""
     finished_at: str = ""
-    status: str = ""  # successful | failed
+    status: str = ""  # successful | failed | interrupted
     failed_phase: str | None = None
+    # An interrupted run: what stopped it (SIGINT, SIGTERM, SIGKILL, a lock released by force).
+    interrupted_by: str | None = None
     phases: dict[str, str] = field(default_factory=dict)
     backup_id: str | None = None
     # A resumed release: the run whose earlier phases (and backup) it carries on from.

@@ -7,13 +7,16 @@ Pure Python on psycopg2 with no Ansible import (the wrapper and the tests load i
 
 from __future__ import annotations
 
+import contextlib
 import getpass
+import hashlib
 import os
 import re
+import threading
 import time
 import traceback
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,3 +282,106 @@ def execute_with_retries(
         stats.max_batch_ms = max(stats.max_batch_ms, round((time.monotonic() - started) * 1000, 1))
         return rows
     raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- one writer at a time, and its owner
+
+# pg_advisory_lock key held by every phase that writes the database (migrate, normalize, stats-repair, the
+# rollback's restore) for its whole run: int8 of sha256("wfops:database-writer"). The host's backup tool computes
+# the same key (files/weddingflo_backup.py, WRITER_LOCK_KEY; a test holds the two equal).
+WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:database-writer").digest()[:8], "big", signed=True)
+WRITER_LOCK_APPLICATION = "wfops-writer"
+
+
+def writer_lock_holder(cursor: Any) -> str:
+    """Who holds the writer lock: the session's application name, pid and since when (never a password)."""
+    cursor.execute(
+        "SELECT a.application_name, a.pid, a.backend_start, a.client_addr"
+        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted"
+        " AND ((l.classid::bigint << 32) | l.objid::bigint) = (%s::bigint & x'ffffffffffffffff'::bigint)",
+        (WRITER_LOCK_KEY,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return "a session that has just ended"
+    name, pid, since, address = row
+    return f"{name or 'an unnamed session'} (pid {pid}, from {address or 'a local socket'}, since {since:%H:%M:%S})"
+
+
+@contextlib.contextmanager
+def writer_lock(database_url: str, phase: str, wait_s: float = 60.0, writes: bool = True) -> Iterator[Any]:
+    """The database's writer lock, held in a session of its own for as long as the block runs.
+
+    Session-level and on its own connection: it survives the phase's commits and rollbacks, and it is released
+    by the server the moment this process ends, however it ends. Waits up to `wait_s` for another writer (a
+    release's normalize, a restore), then names it. A run that `writes` nothing (check mode) takes none.
+    """
+    if not writes:
+        yield None
+        return
+    connection = connect(database_url, f"{WRITER_LOCK_APPLICATION} {phase}"[:63])
+    try:
+        connection.autocommit = True
+        deadline = time.monotonic() + wait_s
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (WRITER_LOCK_KEY,))
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    raise DatabaseError(
+                        f"another phase is writing this database: {writer_lock_holder(cursor)} holds wfops's "
+                        f"writer lock (waited {wait_s:g}s); {phase} runs once it has finished"
+                    )
+                time.sleep(0.5)
+        yield connection
+    finally:
+        connection.close()
+
+
+class OwnedConnections:
+    """The connections of a module that ends with its run (wfops_owner): each is told to abandon its statement when
+    this process is gone, and each running statement is cancelled when the run stops. Workers add theirs as they
+    open them."""
+
+    def __init__(self) -> None:
+        self.connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def add(self, connection: Any) -> Any:
+        # PostgreSQL 14+ abandons (and rolls back) a statement whose client is gone even if this process is
+        # killed outright (SIGKILL leaves no time to cancel).
+        if connection.server_version >= 140000:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('client_connection_check_interval', '1000', false)")
+            if not connection.autocommit:
+                connection.commit()
+        with self._lock:
+            self.connections.append(connection)
+        return connection
+
+    def cancel(self, _why: str) -> None:
+        with self._lock:
+            connections = list(self.connections)
+        for connection in connections:
+            if not connection.closed:
+                with contextlib.suppress(Exception):
+                    connection.cancel()
+
+
+def stop_with_owner(*connections: Any) -> OwnedConnections:
+    """End this module with the run that started it (wfops_owner): first cancel every statement the
+    connections run (those given, and those added to the answer later), so the server rolls the transaction back at
+    once instead of finishing it for nobody. Queries wait in Python (psycopg2's wait_select), so a stop interrupts
+    them there."""
+    import psycopg2.extensions
+    import psycopg2.extras
+    from ansible.module_utils.wfops_owner import OwnerWatch
+
+    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    owned = OwnedConnections()
+    for connection in connections:
+        owned.add(connection)
+    OwnerWatch(owned.cancel).start()
+    return owned

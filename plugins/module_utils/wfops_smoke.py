@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -63,9 +64,12 @@ def health_check(base_url: str, path: str) -> Check:
 
 
 def auth_flow(
-    base_url: str, email: str, password: str, origin: str, protected_path: str
+    base_url: str, email: str, password: str, origin: str, protected_path: str, check_mode: bool = False
 ) -> tuple[list[Check], str | None]:
-    """Flow 1: sign-in page, email sign-in, session, sign-out, Google URL, protected page redirect."""
+    """Flow 1: sign-in page, email sign-in, session, sign-out, Google URL, protected page redirect.
+
+    Returns the checks and the cookie of a second session for the later flows, which the caller signs out
+    (sign_out) when it is done; a dry run signs in nowhere and creates no session."""
     base = base_url.rstrip("/")
     auth = f"{base}/api/auth"
     checks: list[Check] = []
@@ -77,6 +81,17 @@ def auth_flow(
     try:
         page = request("GET", f"{base}/sign-in", headers={"Accept": "text/html"})
         add("the sign-in page answers", page.status == 200, f"GET /sign-in -> {page.status}")
+        if check_mode:
+            checks.append(
+                Check(
+                    "1 authentication",
+                    "sign in, the session, sign out",
+                    "skip",
+                    f"would sign in as {email}, read the session and sign out (a dry run creates no session)",
+                )
+            )
+            _read_only_auth_checks(base, auth, origin, protected_path, add)
+            return checks, None
         signed_in = request(
             "POST", f"{auth}/sign-in/email", headers={"Origin": origin}, body={"email": email, "password": password}
         )
@@ -104,26 +119,8 @@ def auth_flow(
             signed_out.status == 200 and after.status == 200 and after.json() is None,
             f"POST /sign-out -> {signed_out.status}; get-session after it -> {after.text.strip()[:60]}",
         )
-        social = request(
-            "POST",
-            f"{auth}/sign-in/social",
-            headers={"Origin": origin},
-            body={"provider": "google", "disableRedirect": True},
-        )
-        url = (social.json() or {}).get("url", "") if social.status == 200 else ""
-        add(
-            "Google sign-in offers an accounts.google.com URL",
-            urllib.parse.urlsplit(url).netloc == "accounts.google.com",
-            f"POST /sign-in/social -> {social.status}, {urllib.parse.urlsplit(url).netloc or social.text[:80]}",
-        )
-        protected = request("GET", f"{base}{protected_path}")
-        location = protected.headers.get("Location") or protected.headers.get("location") or ""
-        add(
-            "a protected page without a session redirects to /sign-in",
-            protected.status in (302, 303, 307) and location.rstrip("/").endswith("/sign-in"),
-            f"GET {protected_path} -> {protected.status} {location}",
-        )
-        # A fresh session for the later flows (the first one was signed out).
+        _read_only_auth_checks(base, auth, origin, protected_path, add)
+        # A fresh session for the later flows (the first one was signed out); the caller signs it out.
         again = request(
             "POST", f"{auth}/sign-in/email", headers={"Origin": origin}, body={"email": email, "password": password}
         )
@@ -132,6 +129,45 @@ def auth_flow(
         add("the app answers", False, str(exc))
         return checks, None
     return checks, cookie
+
+
+def _read_only_auth_checks(
+    base: str, auth: str, origin: str, protected_path: str, add: Callable[[str, bool, str], None]
+) -> None:
+    """The checks of flow 1 that create no session: the Google URL, the protected page's redirect."""
+    social = request(
+        "POST",
+        f"{auth}/sign-in/social",
+        headers={"Origin": origin},
+        body={"provider": "google", "disableRedirect": True},
+    )
+    url = (social.json() or {}).get("url", "") if social.status == 200 else ""
+    add(
+        "Google sign-in offers an accounts.google.com URL",
+        urllib.parse.urlsplit(url).netloc == "accounts.google.com",
+        f"POST /sign-in/social -> {social.status}, {urllib.parse.urlsplit(url).netloc or social.text[:80]}",
+    )
+    protected = request("GET", f"{base}{protected_path}")
+    location = protected.headers.get("Location") or protected.headers.get("location") or ""
+    add(
+        "a protected page without a session redirects to /sign-in",
+        protected.status in (302, 303, 307) and location.rstrip("/").endswith("/sign-in"),
+        f"GET {protected_path} -> {protected.status} {location}",
+    )
+
+
+def sign_out(base_url: str, cookie: str, origin: str) -> Check:
+    """End the session the later flows used: smoke leaves no session of the smoke account behind."""
+    auth = f"{base_url.rstrip('/')}/api/auth"
+    try:
+        signed_out = request("POST", f"{auth}/sign-out", headers={"Cookie": cookie, "Origin": origin}, body={})
+        after = request("GET", f"{auth}/get-session", headers={"Cookie": cookie})
+        passed = signed_out.status == 200 and after.status == 200 and after.json() is None
+        evidence = f"POST /sign-out -> {signed_out.status}; get-session after it -> {after.text.strip()[:60]}"
+    except HttpError as exc:
+        passed, evidence = False, str(exc)
+    status = "pass" if passed else "fail"
+    return Check("1 authentication", "the smoke run's last session is signed out", status, evidence)
 
 
 def sse_flow(base_url: str, path: str, cookie: str | None, timeout_s: float) -> list[Check]:

@@ -200,7 +200,15 @@ from ansible.module_utils.wfops_drizzle import (
     read_migrations,
     write_migration_files,
 )
-from ansible.module_utils.wfops_pg import PSYCOPG2_HINT, DatabaseError, connect, connection_lost, psycopg2_missing
+from ansible.module_utils.wfops_pg import (
+    PSYCOPG2_HINT,
+    DatabaseError,
+    connect,
+    connection_lost,
+    psycopg2_missing,
+    stop_with_owner,
+    writer_lock,
+)
 
 
 def release_migrations(params: dict) -> tuple[list, dict[str, str] | None]:
@@ -275,18 +283,22 @@ def main() -> None:
     notes: list[str] = []
     try:
         migrations, files = release_migrations(params)
-        connection = connect(params["database_url"], "wfops-migrate")
-        try:
-            outcome = migrate(
-                connection,
-                migrations,
-                bookkeeping=Bookkeeping(params["migrations_schema"], params["migrations_table"]),
-                settings=settings_of(params),
-                check_mode=module.check_mode,
-                log=notes.append,
-            )
-        finally:
-            connection.close()
+        # One writer at a time (wfops_pg.writer_lock, beside the migrator's own lock); a run whose owner is gone
+        # cancels its statement (the migration transaction rolls back) and ends.
+        with writer_lock(params["database_url"], "migrate", params["lock_wait"], writes=not module.check_mode):
+            connection = connect(params["database_url"], "wfops-migrate")
+            stop_with_owner(connection)
+            try:
+                outcome = migrate(
+                    connection,
+                    migrations,
+                    bookkeeping=Bookkeeping(params["migrations_schema"], params["migrations_table"]),
+                    settings=settings_of(params),
+                    check_mode=module.check_mode,
+                    log=notes.append,
+                )
+            finally:
+                connection.close()
         if not module.check_mode:
             keep_record(params, files)
     except DatabaseError as exc:

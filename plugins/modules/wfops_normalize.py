@@ -113,6 +113,8 @@ from ansible.module_utils.wfops_pg import (
     connect,
     connection_lost,
     psycopg2_missing,
+    stop_with_owner,
+    writer_lock,
 )
 
 
@@ -137,6 +139,7 @@ def main() -> None:
             "pause": {"type": "float", "default": 0},
             "touch_updated_at": {"type": "bool", "default": True},
             "sample_size": {"type": "int", "default": 5},
+            "writer_lock_wait": {"type": "float", "default": 60},
             "workers": {"type": "int", "default": 0},
             "ddl_lock_timeout": {"type": "str", "default": "50ms"},
             "invariants": {"type": "list", "elements": "dict", "default": []},
@@ -173,17 +176,22 @@ def main() -> None:
             pause_s=p["pause"],
         ),
         ddl_lock_timeout=p["ddl_lock_timeout"],
-        workers=Workers(worker_count(p["workers"]), lambda: connect(p["database_url"], f"{name[:55]}-worker")),
+        workers=Workers(worker_count(p["workers"])),
     )
     verification = None
     try:
-        connection = connect(p["database_url"], name)
-        try:
-            results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
-            if p["invariants"]:
-                verification = verify(connection, p["invariants"])
-        finally:
-            connection.close()
+        # One writer at a time (wfops_pg.writer_lock); a run whose owner is gone cancels the statements of its
+        # connections (the workers' too) and ends.
+        with writer_lock(p["database_url"], "normalize", p["writer_lock_wait"], writes=not module.check_mode):
+            connection = connect(p["database_url"], name)
+            owned = stop_with_owner(connection)
+            options.workers.connect = lambda: owned.add(connect(p["database_url"], f"{name[:55]}-worker"))
+            try:
+                results = normalize_sections(connection, sections, options, check_mode=module.check_mode)
+                if p["invariants"]:
+                    verification = verify(connection, p["invariants"])
+            finally:
+                connection.close()
     except DatabaseError as exc:
         module.fail_json(msg=str(exc), **exc.facts)
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:

@@ -8,8 +8,12 @@ module: wfops_release_lock
 short_description: Acquire, release or read the host's release lock
 description:
   - The lock is a directory created atomically (mkdir) with holder.json inside; a second release or a rollback
-    refuses while it is held and names the holder. A lock is never taken over silently; one older than
-    I(stale_after) seconds is reported as possibly stale, and only C(state=released force=true) removes it.
+    refuses while it is held and names the holder. A lock is never taken over silently.
+  - Whether the holder's run still works is judged by whether any process of that run is alive (the processes
+    carrying its WFOPS_RUN_ID); this module reports those on the host (C(holder.processes)); its action plugin
+    adds those on the controller and decides (C(holder.alive), C(holder.liveness)), and refuses
+    C(state=released force=true) while one is alive. Without processes to judge by (a holder from another
+    controller), one older than I(stale_after) seconds is reported as possibly stale.
   - A change freeze is the same mechanism's second record, C(freeze.json) beside the lock directory
     (C(state=frozen) / C(state=thawed)); while it is in force, taking the lock for a release (holder kind
     C(release)) is refused with the freeze's reason and who froze. Rollbacks take the lock as usual.
@@ -33,10 +37,17 @@ options:
     type: bool
     default: false
   stale_after: {description: Seconds after which a held lock is reported as possibly stale., type: int, default: 7200}
-  stale_because:
-    description: Why the caller knows the held lock is stale (its controller process is gone); said in the refusal.
-    type: str
-    default: ""
+  wait_for_processes:
+    description:
+      - For state=released, seconds to wait for the holder run's other processes on this host to end first
+        (an interrupted run's modules cancel their statement and exit); still alive then, the lock stays and the
+        task fails naming them.
+    type: float
+    default: 0
+  if_held_by_run:
+    description: For state=released, release (and append the ledger line) only when I(holder.run_id) holds the lock.
+    type: bool
+    default: false
   ledger_path:
     description: For state=released, the ledger (JSON lines) that I(ledger_entry) is appended to before the lock goes.
     type: path
@@ -61,23 +72,27 @@ freeze:
   type: dict
   returned: always
 holder:
-  description: The holder's record (kind, run_id, ref, env, who, since, age_s, stale).
+  description:
+    - The holder's record (kind, run_id, ref, env, who, controller, controller_pid, since, age_s, stale), and
+      C(processes), the processes of its run alive on this host (pid, command).
   type: dict
   returned: always
 description:
-  description: For state=status, who holds the lock in one phrase (empty when it is free).
+  description: The holder in one phrase (who, what, which run, since when); empty when the lock is free.
   type: str
-  returned: when state is status
+  returned: for state=status, and when state=acquired is refused because the lock is held
 """
 
 import datetime as dt
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.wfops_ledger import append_entry
+from ansible.module_utils.wfops_processes import run_processes
 
 
 def _read(path: Path, stale_after: int) -> dict | None:
@@ -97,6 +112,7 @@ def _read(path: Path, stale_after: int) -> dict | None:
         age = dt.datetime.now(dt.UTC).timestamp() - path.stat().st_mtime
     holder["age_s"] = round(age, 1)
     holder["stale"] = age > stale_after
+    holder["processes"] = run_processes(str(holder["run_id"])) if holder.get("run_id") else []
     return holder
 
 
@@ -110,8 +126,6 @@ def describe(holder: dict) -> str:
     if holder.get("reason"):
         text += f", reason: {holder['reason']}"
     text += ")"
-    if holder.get("stale"):
-        text += f"; it is {int(holder['age_s'] // 60)} minutes old and may be stale"
     if holder.get("note"):
         text += f"; {holder['note']}"
     return text
@@ -189,6 +203,16 @@ def _thaw(module: AnsibleModule, lock: Path) -> None:
     module.exit_json(changed=True, held=lock.exists(), holder={}, freeze=current)
 
 
+def _wait_until_gone(run_id: str, seconds: float) -> list:
+    """The run's processes on this host still alive after waiting up to `seconds` for them to end."""
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = run_processes(run_id)
+        if not remaining or time.monotonic() > deadline:
+            return remaining
+        time.sleep(0.2)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -202,7 +226,8 @@ def main() -> None:
             "holder": {"type": "dict", "default": {}},
             "force": {"type": "bool", "default": False},
             "stale_after": {"type": "int", "default": 7200},
-            "stale_because": {"type": "str", "default": ""},
+            "wait_for_processes": {"type": "float", "default": 0},
+            "if_held_by_run": {"type": "bool", "default": False},
             "ledger_path": {"type": "path"},
             "ledger_entry": {"type": "dict"},
         },
@@ -237,19 +262,12 @@ def main() -> None:
         if current is not None:
             if run_id and current.get("run_id") == run_id:
                 module.exit_json(changed=False, held=True, holder=current, freeze=freeze)
-            if p["stale_because"]:
-                current["stale"] = True
-                module.fail_json(
-                    msg=f"the release lock is stale: it is held by {describe(current)}, but {p['stale_because']}; "
-                    "it is not taken over silently: check, then wfops lock release --env ENV --force",
-                    held=True,
-                    holder=current,
-                )
-            hint = "wfops lock status --env ENV; if that run is gone, wfops lock release --env ENV --force"
+            # The action plugin says whether that run still works (its processes) in the final message.
             module.fail_json(
-                msg=f"the release lock is held by {describe(current)}: wait for it, or check ({hint})",
+                msg=f"the release lock is held by {describe(current)}",
                 held=True,
                 holder=current,
+                description=describe(current),
             )
         if module.check_mode:
             module.exit_json(changed=True, held=False, holder={}, freeze=freeze)
@@ -264,6 +282,18 @@ def main() -> None:
         temporary.write_text(json.dumps(record))
         temporary.replace(path / "holder.json")
         module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
+    if p["if_held_by_run"] and (current is None or current.get("run_id") != run_id):
+        module.exit_json(changed=False, held=current is not None, holder=current or {}, freeze=freeze)
+    if current is not None and current.get("run_id") == run_id and p["wait_for_processes"] > 0:
+        current["processes"] = _wait_until_gone(run_id, p["wait_for_processes"])
+        if current["processes"]:
+            alive = ", ".join(f"{process['command']} {process['pid']}" for process in current["processes"])
+            module.fail_json(
+                msg=f"{len(current['processes'])} process(es) of run {run_id} still run on this host ({alive}): "
+                "the lock stays",
+                held=True,
+                holder=current,
+            )
     # released: the run's ledger line first, so a run that held the lock is always on record
     if p["ledger_path"] and not module.check_mode:
         append_entry(p["ledger_path"], p["ledger_entry"])

@@ -53,6 +53,12 @@ options:
     elements: dict
     default: []
   report_only: {description: Report failures without failing the task., type: bool, default: false}
+  dry_run:
+    description:
+      - Sign in nowhere (flow 1's sign-in, session and sign-out are reported as skipped); check mode does the same.
+        Otherwise the session the later flows use is signed out at the end, so smoke leaves no session behind.
+    type: bool
+    default: false
 author: wfops
 """
 
@@ -81,6 +87,7 @@ from ansible.module_utils.wfops_smoke import (
     health_check,
     invariant_checks,
     isolation_flow,
+    sign_out,
     sse_flow,
 )
 
@@ -105,12 +112,15 @@ def main() -> None:
             "login_roles": {"type": "list", "elements": "str", "default": []},
             "insert_probes": {"type": "list", "elements": "dict", "default": []},
             "report_only": {"type": "bool", "default": False},
+            "dry_run": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     p = module.params
     checks = []
     cookie = None
+    origin = p["origin"] or p["base_url"]
+    dry_run = module.check_mode or p["dry_run"]
     http_flows = {"auth", "sse"} & set(p["flows"])
     if http_flows and p["health_path"]:
         health = health_check(p["base_url"], p["health_path"])
@@ -122,12 +132,15 @@ def main() -> None:
                 checks.append(Check(names[flow], "not run", "skip", "the app is not healthy (see 0 health)"))
             http_flows = set()
     if "auth" in http_flows:
-        found, cookie = auth_flow(
-            p["base_url"], p["email"], p["password"], p["origin"] or p["base_url"], p["protected_path"]
-        )
+        found, cookie = auth_flow(p["base_url"], p["email"], p["password"], origin, p["protected_path"], dry_run)
         checks += found
-    if "sse" in http_flows:
-        checks += sse_flow(p["base_url"], p["sse_path"], cookie, p["sse_timeout"])
+    try:
+        if "sse" in http_flows:
+            checks += sse_flow(p["base_url"], p["sse_path"], cookie, p["sse_timeout"])
+    finally:
+        # Every session smoke created ends here (the first one was signed out by its own check).
+        if cookie is not None:
+            checks.append(sign_out(p["base_url"], cookie, origin))
     if {"invariants", "isolation"} & set(p["flows"]):
         missing = psycopg2_missing()
         if missing:

@@ -1,17 +1,16 @@
-"""The `wfops` command line: parses, calls, prints. Exit codes are listed in EXIT_CODES."""
+"""The `wfops` command line: parses, calls, prints. Exit codes: wfops.exits.EXIT_CODES."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from wfops.exits import Exit, for_summary, render_help
 from wfops.ledger import Entry, Serving, entries_from
 from wfops.orchestration import (
     AdminError,
@@ -21,6 +20,7 @@ from wfops.orchestration import (
     execute,
     new_run_id,
     run_admin,
+    use_vault,
 )
 from wfops.pgcluster import PostgresUnavailableError
 from wfops.phases import (
@@ -33,23 +33,14 @@ from wfops.phases import (
     get_phase,
     release_phases,
 )
+from wfops.preconditions import UnknownBackupError
 from wfops.progress import ProgressPrinter
-from wfops.project import ENVIRONMENTS, UnknownEnvironmentError, inventory_path, runs_dir
+from wfops.project import UnknownEnvironmentError, environments, inventory_path, runs_dir
 from wfops.promotion import STAGED_BEFORE, staging_extravars
 from wfops.results import RunSummary, render_backups, render_history, render_table
 from wfops.sandbox import service as sandbox
 from wfops.streaming import WorkerTarget, WorkerUnreachableError
-
-EXIT_OK = 0
-EXIT_PHASE_FAILED = 1
-EXIT_USAGE = 2
-EXIT_ENVIRONMENT = 3
-EXIT_CODES = {
-    EXIT_OK: "every phase ok or skipped",
-    EXIT_PHASE_FAILED: "a phase failed (or a guard stopped the run); see the table or summary.json",
-    EXIT_USAGE: "bad input: unknown phase, environment or option; nothing ran",
-    EXIT_ENVIRONMENT: "this machine cannot do it (PostgreSQL missing, sandbox not up); nothing ran",
-}
+from wfops.vault import Vault, VaultError
 
 
 class UsageError(ValueError):
@@ -74,13 +65,13 @@ def _print_phases(as_json: bool) -> int:
     if as_json:
         rows = [{**asdict(p), "role": p.role, "in_release": p.name in RELEASE_ORDER} for p in PHASES]
         print(json.dumps(rows, indent=2))
-        return EXIT_OK
+        return Exit.OK
     print(f"{'#':>2}  {'phase':<13} {'playbook':<28} description")
     for phase in PHASES:
         number = f"({phase.runbook_number})" if phase.auxiliary else str(phase.runbook_number)
         print(f"{number:>3} {phase.name:<13} {phase.playbook:<28} {phase.description}")
     print(f"\nA release runs: {' -> '.join(RELEASE_ORDER)}; (n) = an auxiliary phase using runbook phase n's parts")
-    return EXIT_OK
+    return Exit.OK
 
 
 def _finish(summary: RunSummary, as_json: bool) -> int:
@@ -89,7 +80,7 @@ def _finish(summary: RunSummary, as_json: bool) -> int:
     else:
         print(render_table(summary))
         print(f"details: runs/{summary.run_id}/summary.json, runs/{summary.run_id}/junit.xml")
-    return EXIT_OK if summary.status == "successful" else EXIT_PHASE_FAILED
+    return for_summary(summary)
 
 
 def _worker(args: argparse.Namespace) -> WorkerTarget | None:
@@ -107,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
         phases=[get_phase(name) for name in args.phases],
         extravars=_parse_extravars(args.extra_vars),
         check_mode=args.check,
+        release_ref=args.ref,
         worker=_worker(args),
     )
     return _finish(execute(request, ProgressPrinter()), args.json)
@@ -185,7 +177,7 @@ def _rollback(args: argparse.Namespace) -> int:
         answer = input(f"Type the backup id ({backup}) to restore it, anything else to stop: ").strip()
         if answer != backup:
             print("wfops: stopped; nothing was restored", file=sys.stderr)
-            return EXIT_PHASE_FAILED
+            return Exit.FAILED
         # The id the plan resolved (latest, or the ledger's) is the one restored, whatever `latest` means by now.
         extravars["rollback_backup_id"] = backup
         args.confirm = answer
@@ -227,37 +219,41 @@ def _admin(args: argparse.Namespace) -> int:
     report = run_admin(args.env, action, ProgressPrinter(show_tasks=False), extravars)
     if args.json:
         print(json.dumps(report, indent=2))
-        return EXIT_OK
+        return Exit.OK
     if action in ("freeze", "unfreeze"):
         print(_describe_freeze(action, report))
-        return EXIT_OK
+        return Exit.OK
     if args.command == "lock":
-        lock = report.get("lock") or {}
-        holder = lock.get("holder") or {}
-        if action == "lock-release":
-            print(
-                f"released the lock of {holder.get('who', '?')} (run {holder.get('run_id', '?')})"
-                if holder
-                else "no lock was held"
-            )
-        elif lock.get("held"):
-            stale = " (possibly stale)" if holder.get("stale") else ""
-            if _holder_process_gone(holder):
-                stale = f" (stale: its process {holder['controller_pid']} on {holder['controller']} is gone)"
-            print(
-                f"held by {holder.get('who')} - {holder.get('kind')} of {holder.get('ref')}, "
-                f"run {holder.get('run_id')}, since {holder.get('since')}{stale}"
-            )
-        else:
-            print("not held")
-        freeze = lock.get("freeze") or {}
-        if freeze:
-            print(_describe_freeze("status", {"freeze": freeze, "freeze_changed": False}))
+        print(_describe_lock(action, report.get("lock") or {}))
     elif args.command == "history":
         print(render_history(entries_from(report.get("history") or []), Serving.from_dict(report.get("serving"))))
     else:
         print(render_backups(report.get("backups") or [], report.get("notes") or []))
-    return EXIT_OK
+    return Exit.OK
+
+
+def _describe_lock(action: str, lock: dict[str, Any]) -> str:
+    """The lock as its module judged it (held, by whom, whether any process of that run is alive), and the freeze."""
+    holder = lock.get("holder") or {}
+    if action == "lock-release":
+        text = f"released the lock of {holder.get('who', '?')} (run {holder.get('run_id', '?')})" if holder else ""
+        return text or "no lock was held"
+    if not lock.get("held"):
+        text = "not held"
+    else:
+        text = (
+            f"held by {holder.get('who')} - {holder.get('kind')} of {holder.get('ref')}, "
+            f"run {holder.get('run_id')}, since {holder.get('since')}"
+        )
+        if holder.get("liveness"):
+            state = {True: "running", False: "stale"}.get(
+                holder.get("alive"), "possibly stale" if holder.get("stale") else "unknown"
+            )
+            text += f" ({state}: {holder['liveness']})"
+    freeze = lock.get("freeze") or {}
+    if freeze:
+        text += "\n" + _describe_freeze("status", {"freeze": freeze, "freeze_changed": False})
+    return text
 
 
 def _describe_freeze(action: str, report: dict[str, Any]) -> str:
@@ -338,21 +334,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if not findings:
         print(f"fail doctor: {result.get('error') or 'the run stopped before any check reported'}")
     print(f"details: runs/{summary.run_id}/summary.json", file=sys.stderr)
-    return EXIT_OK if summary.status == "successful" else EXIT_PHASE_FAILED
-
-
-def _holder_process_gone(holder: dict[str, Any]) -> bool:
-    """A lock taken from this machine by a wfops process that no longer runs."""
-    pid = str(holder.get("controller_pid") or "")
-    if holder.get("controller") != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return Exit.OK if summary.status == "successful" else Exit.FAILED
 
 
 def _attach(args: argparse.Namespace) -> int:
@@ -378,22 +360,42 @@ def _sandbox(args: argparse.Namespace) -> int:
         current = sandbox.up(args.guests, log=log)
     elif args.sandbox_command == "down":
         sandbox.down(log=log)
-        return EXIT_OK
+        return Exit.OK
     else:
         current = sandbox.status()
     if getattr(args, "json", False):
         print(json.dumps(asdict(current), indent=2))
     else:
         print(sandbox.render_status(current))
-    return EXIT_OK
+    # A sandbox that is not up cannot run anything: the same code a run gets when it finds it down.
+    return Exit.OK if current.state == "up" else Exit.ENVIRONMENT
+
+
+def env_options(sub: argparse.ArgumentParser) -> None:
+    """--env, and the vault options of ansible-playbook: every command that runs a play takes them."""
+    sub.add_argument("--env", required=True, choices=environments(), help="the environment (inventory/ENV.yml)")
+    vault = sub.add_argument_group("vault (as ansible-playbook; ANSIBLE_VAULT_PASSWORD_FILE / _IDENTITY_LIST work too)")
+    vault.add_argument(
+        "--vault-password-file",
+        dest="vault_password_files",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file (or an executable script) holding the vault password",
+    )
+    vault.add_argument(
+        "--vault-id", dest="vault_ids", action="append", default=[], metavar="[LABEL@]FILE|prompt", help="a vault id"
+    )
+    vault.add_argument(
+        "-J", "--ask-vault-pass", dest="ask_vault_pass", action="store_true", help="ask for the vault password"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
         prog="wfops",
         description="WeddingFlo release and disaster-recovery automation.",
-        epilog=f"exit codes:\n{codes}",
+        epilog=render_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -403,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     phases.set_defaults(handler=lambda args: _print_phases(args.json))
 
     def run_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--env", required=True, choices=ENVIRONMENTS, help="the environment's inventory")
+        env_options(sub)
         sub.add_argument(
             "-e",
             "--extra-var",
@@ -426,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run one or more phases, in the order given")
     run.add_argument("phases", nargs="+", metavar="PHASE", help="phase names (see `wfops phases`)")
+    run.add_argument("--ref", help="the WeddingFlo git ref (deploy and migrate need one outside the sandbox)")
     run_options(run)
     run.set_defaults(handler=_run)
 
@@ -462,30 +465,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     lock = commands.add_parser("lock", help="the host's release lock")
     lock.add_argument("lock_command", choices=["status", "release"])
-    lock.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    env_options(lock)
     lock.add_argument("--force", action="store_true", help="release a lock held by another run")
     lock.add_argument("--json", action="store_true")
     lock.set_defaults(handler=_admin)
 
     freeze = commands.add_parser("freeze", help="refuse releases (not rollbacks or backups) until unfrozen")
-    freeze.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    env_options(freeze)
     freeze.add_argument("--reason", required=True, help="why; shown to everyone whose release is refused")
     freeze.add_argument("--until", default="", metavar="TIME", help="ISO time it ends by itself (UTC if no zone)")
     freeze.add_argument("--json", action="store_true")
     freeze.set_defaults(handler=_admin)
     unfreeze = commands.add_parser("unfreeze", help="end a change freeze")
-    unfreeze.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    env_options(unfreeze)
     unfreeze.add_argument("--json", action="store_true")
     unfreeze.set_defaults(handler=_admin)
 
     for name, text in (("history", "the host's ledger of releases and rollbacks"), ("backups", "the host's backups")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--env", required=True, choices=ENVIRONMENTS)
+        env_options(sub)
         sub.add_argument("--json", action="store_true")
         sub.set_defaults(handler=_admin)
 
     monitor = commands.add_parser("monitor", help="the runbook's eight first-day signals, once or watched")
-    monitor.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    env_options(monitor)
     monitor.add_argument("--watch", default="0", help="keep checking this long (24h); 0 = once")
     monitor.add_argument("--every", default="15m", help="between checks while watching")
     monitor.add_argument("-e", "--extra-var", dest="extra_vars", action="append", default=[], metavar="KEY=VALUE")
@@ -495,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser(
         "doctor", help="check the database (every client), Dokploy and the app as the phases reach them; read-only"
     )
-    doctor.add_argument("--env", required=True, choices=ENVIRONMENTS)
+    env_options(doctor)
     doctor.add_argument("-e", "--extra-var", dest="extra_vars", action="append", default=[], metavar="KEY=VALUE")
     doctor.add_argument("--json", action="store_true", help="print summary.json on stdout")
     doctor.set_defaults(handler=_doctor)
@@ -526,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if hasattr(args, "vault_ids"):
+            use_vault(Vault.from_options(args.vault_password_files, args.vault_ids, args.ask_vault_pass))
         return int(args.handler(args))
     except (
         UsageError,
@@ -533,15 +538,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         NotAReleasePhaseError,
         UnknownEnvironmentError,
         SecretInExtraVarsError,
+        VaultError,
+        UnknownBackupError,
     ) as exc:
         print(f"wfops: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return Exit.USAGE
     except AdminError as exc:
         print(f"wfops: {exc}", file=sys.stderr)
-        return EXIT_PHASE_FAILED
+        return Exit.FAILED
     except (PostgresUnavailableError, sandbox.SandboxError, WorkerUnreachableError) as exc:
         print(f"wfops: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return Exit.ENVIRONMENT
 
 
 if __name__ == "__main__":

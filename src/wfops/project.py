@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ENVIRONMENTS: tuple[str, ...] = ("local", "staging", "production")
+# The environment `wfops sandbox up` builds on this machine (inventory/local.yml).
+SANDBOX_ENVIRONMENT = "local"
 
 
 class UnknownEnvironmentError(ValueError):
     """An --env that has no inventory."""
 
-    def __init__(self, env: str) -> None:
-        super().__init__(f"unknown environment {env!r}; use one of: {', '.join(ENVIRONMENTS)}")
+    def __init__(self, env: str, known: list[str]) -> None:
+        super().__init__(
+            f"unknown environment {env!r}: there is no inventory/{env}.yml; use one of: {', '.join(known)}"
+        )
 
 
 def project_root() -> Path:
@@ -24,10 +27,16 @@ def project_root() -> Path:
     return root
 
 
+def environments(root: Path | None = None) -> list[str]:
+    """The environments are the inventories that exist: inventory/<env>.yml, its settings in group_vars/<env>/."""
+    return sorted(path.stem for path in ((root or project_root()) / "inventory").glob("*.yml"))
+
+
 def inventory_path(env: str, root: Path | None = None) -> Path:
     """The inventory file of an environment."""
-    if env not in ENVIRONMENTS:
-        raise UnknownEnvironmentError(env)
+    known = environments(root)
+    if env not in known:
+        raise UnknownEnvironmentError(env, known)
     return (root or project_root()) / "inventory" / f"{env}.yml"
 
 

@@ -10,8 +10,9 @@ from xml.etree import ElementTree
 
 from wfops.ledger import Entry, Serving
 
-PhaseStatus = Literal["ok", "failed", "skipped"]
-RunStatus = Literal["successful", "failed"]
+# interrupted: the phase was running when the run was stopped (Ctrl-C, SIGTERM, its process killed).
+PhaseStatus = Literal["ok", "failed", "skipped", "interrupted"]
+RunStatus = Literal["successful", "failed", "interrupted"]
 
 
 @dataclass
@@ -40,6 +41,8 @@ class RunSummary:
     error: str | None = None
     # After a failed release: the commands (wfops, ansible-playbook) that roll back what it changed, as printed.
     rollback_command: list[str] | None = None
+    # The run was refused before anything changed: "input" (bad input, exit 2).
+    refused: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,8 +62,10 @@ class RunSummary:
         path.write_bytes(junit_xml(self))
 
 
-def summary_status(phases: list[PhaseResult], error: str | None) -> RunStatus:
-    """A run succeeds when nothing failed, no guard stopped it, and it ran at least one phase."""
+def summary_status(phases: list[PhaseResult], error: str | None, interrupted: bool = False) -> RunStatus:
+    """A run succeeds when nothing failed, no guard stopped it and nobody stopped it."""
+    if interrupted or any(phase.status == "interrupted" for phase in phases):
+        return "interrupted"
     if error is not None or any(phase.status == "failed" for phase in phases):
         return "failed"
     return "successful"
@@ -68,13 +73,13 @@ def summary_status(phases: list[PhaseResult], error: str | None) -> RunStatus:
 
 def _phase_message(phase: PhaseResult) -> str:
     """One line for the table: why it failed, why it was skipped, or the role's own summary."""
-    key = {"failed": "error", "skipped": "reason"}.get(phase.status, "summary")
+    key = {"failed": "error", "interrupted": "error", "skipped": "reason"}.get(phase.status, "summary")
     return str(phase.result.get(key) or phase.result.get("summary") or "")
 
 
 def junit_xml(summary: RunSummary) -> bytes:
     """JUnit XML with one test case per phase, the shape CI systems display."""
-    failures = sum(phase.status == "failed" for phase in summary.phases)
+    failures = sum(phase.status in ("failed", "interrupted") for phase in summary.phases)
     skipped = sum(phase.status == "skipped" for phase in summary.phases)
     suite = ElementTree.Element(
         "testsuite",
@@ -95,8 +100,8 @@ def junit_xml(summary: RunSummary) -> bytes:
             time=f"{phase.duration_s:.3f}",
         )
         message = _phase_message(phase)
-        if phase.status == "failed":
-            ElementTree.SubElement(case, "failure", message=message or "phase failed")
+        if phase.status in ("failed", "interrupted"):
+            ElementTree.SubElement(case, "failure", message=message or f"phase {phase.status}")
         elif phase.status == "skipped":
             ElementTree.SubElement(case, "skipped", message=message)
         ElementTree.SubElement(case, "system-out").text = json.dumps(phase.result, sort_keys=True)
@@ -107,7 +112,7 @@ def junit_xml(summary: RunSummary) -> bytes:
     return ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
-_MARKS = {"ok": "ok", "failed": "FAILED", "skipped": "skipped"}
+_MARKS = {"ok": "ok", "failed": "FAILED", "skipped": "skipped", "interrupted": "INTERRUPTED"}
 
 
 def render_table(summary: RunSummary) -> str:
@@ -121,17 +126,34 @@ def render_table(summary: RunSummary) -> str:
         for row in rows
     ]
     lines.insert(1, "  ".join("-" * width for width in widths) + "  -------")
-    verdict = "SUCCESSFUL" if summary.status == "successful" else "FAILED"
+    verdict = summary.status.upper()
     header = f"wfops {summary.command} · run {summary.run_id} · env {summary.env}"
     if summary.check_mode:
         header += " · check mode (dry run)"
-    footer = [f"result: {verdict}"]
+    footer = [*_signal_lines(summary), f"result: {verdict}"]
     if summary.error:
         footer.append(f"error: {summary.error}")
     if summary.rollback_command:
         footer.append("to roll back:")
         footer.extend(f"  {command}" for command in summary.rollback_command)
     return "\n".join([header, "", *[line.rstrip() for line in lines], "", *footer])
+
+
+def _signal_lines(summary: RunSummary) -> list[str]:
+    """The monitor's signals, each with its status and evidence (and the action when it is not ok)."""
+    lines: list[str] = []
+    for phase in summary.phases:
+        signals = phase.result.get("signals") or []
+        if not signals:
+            continue
+        rows = [(str(s.get("status")).upper(), str(s.get("name")), str(s.get("evidence", ""))) for s in signals]
+        width = max(len(name) for _, name, _ in rows)
+        lines.append(f"{phase.name} signals:")
+        for (status, name, evidence), signal in zip(rows, signals, strict=True):
+            action = f" -> {signal['action']}" if status != "OK" and signal.get("action") else ""
+            lines.append(f"  {status:<4}  {name:<{width}}  {evidence}{action}")
+        lines.append("")
+    return lines
 
 
 def render_history(entries: list[Entry], serving: Serving | None = None) -> str:

@@ -1,47 +1,48 @@
-"""The ansible-runner driver: one playbook in, its events and set_stats results out."""
+"""The ansible-runner driver: one playbook in, its events and set_stats results out.
+
+ansible-playbook runs under `wfops.playbook_process` (ansible-runner's `binary`), in its own process group and
+ended with its owner. An operator's Ctrl-C or a SIGTERM sent to wfops is passed on to it (the running statement
+is cancelled, the play stops); wfops itself keeps running to record the run as interrupted.
+"""
 
 from __future__ import annotations
 
 import os
-import re
+import shlex
+import signal
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import ansible_runner
 
 from wfops import streaming
-from wfops.phases import phase_for_role
+from wfops.events import EventCollector, RoleTiming
 from wfops.progress import ProgressPrinter
+from wfops.secrets import is_secret
+from wfops.vault import Vault
 
-# Environment variables that may hold secrets. ansible-runner records the whole environment in the
-# run's `command` artifact, so these never reach it; secrets come from the vault or sandbox files.
-_SECRET_ENV = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|DATABASE_URL|DSN|PGPASS)", re.I)
+# The signals an operator (or a supervisor) ends a run with; wfops passes them on instead of dying.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# ansible-playbook's launcher exits 128 + N when it, or ansible-playbook, ended by signal N.
+SIGNAL_EXIT_BASE = 128
 
 
 @contextmanager
 def environment_without_secrets() -> Iterator[list[str]]:
-    """Temporarily remove secret-looking variables from os.environ; yields their names."""
-    removed = {key: os.environ.pop(key) for key in list(os.environ) if _SECRET_ENV.search(key)}
+    """Temporarily remove secret variables (wfops.secrets) from os.environ; yields their names.
+
+    ansible-runner records the whole environment in the run's `command` artifact, so these never reach it;
+    secrets come from the vault or the sandbox's files.
+    """
+    removed = {key: os.environ.pop(key) for key in list(os.environ) if is_secret(key)}
     try:
         yield sorted(removed)
     finally:
         os.environ.update(removed)
-
-
-@dataclass
-class RoleTiming:
-    first_event: float
-    last_event: float
-
-    @property
-    def duration_s(self) -> float:
-        return round(self.last_event - self.first_event, 3)
 
 
 @dataclass
@@ -55,92 +56,57 @@ class PlaybookOutcome:
     failures: dict[str, str] = field(default_factory=dict)
     role_timings: dict[str, RoleTiming] = field(default_factory=dict)
     artifact_dir: Path | None = None
+    # Why the play stopped before its end: "SIGINT" (wfops was told to stop), "ansible-playbook was killed by
+    # SIGKILL", ...; None when it ran to its end (successful or failed).
+    stopped_by: str | None = None
 
     @property
     def successful(self) -> bool:
-        return self.runner_status == "successful" and self.rc == 0
+        return self.runner_status == "successful" and self.rc == 0 and self.stopped_by is None
 
 
-def _failure_message(event_data: dict[str, Any]) -> str:
-    res = event_data.get("res") or {}
-    message = res.get("msg") or res.get("reason") or "task failed"
-    stderr_lines = [line for line in str(res.get("stderr") or "").splitlines() if line.strip()]
-    if stderr_lines and message in ("non-zero return code", "task failed"):
-        # A command's own last words say more than Ansible's "non-zero return code".
-        message = stderr_lines[-1]
-    task = event_data.get("task", "")
-    return f"{task}: {message}" if task else str(message)
+class _StopForwarder:
+    """While a play runs: SIGINT/SIGTERM/SIGHUP to wfops are passed to the play's launcher, not obeyed."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.received = self.received or signum
+        for child in _children(os.getpid()):
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                continue
 
 
-def _event_time(event: dict[str, Any]) -> float:
-    """When the event happened (its `created`): a re-attached run replays its events long after they happened."""
-    created = event.get("created")
-    return datetime.fromisoformat(created).timestamp() if isinstance(created, str) else time.time()
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
 
 
-class EventCollector:
-    """ansible-runner's event_handler: follows roles, failures and set_stats as events arrive."""
+@contextmanager
+def forwarded_stop_signals() -> Iterator[_StopForwarder]:
+    forwarder = _StopForwarder()
+    previous = {signum: signal.signal(signum, forwarder) for signum in STOP_SIGNALS}
+    try:
+        yield forwarder
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
-    def __init__(self, progress: ProgressPrinter) -> None:
-        self.outcome_failures: dict[str, str] = {}
-        self.role_timings: dict[str, RoleTiming] = {}
-        self.stats_data: dict[str, Any] = {}
-        self._progress = progress
-        self._current_role: str | None = None
 
-    def _enter_role(self, role: str) -> None:
-        if role == self._current_role:
-            return
-        if phase_for_role(role) is None and self._current_role is not None:
-            # A shared role used inside a phase (its report) does not end the phase.
-            return
-        self.finish_current_role()
-        self._current_role = role
-        phase = phase_for_role(role)
-        if phase is not None:
-            self._progress.phase_started(phase.name, phase.runbook_number)
-
-    def finish_current_role(self) -> None:
-        role = self._current_role
-        if role is None:
-            return
-        self._current_role = None
-        phase = phase_for_role(role)
-        if phase is None:
-            return
-        reported = self.stats_data.get(phase.stats_key) or {}
-        status = "failed" if role in self.outcome_failures else reported.get("status", "ok")
-        self._progress.phase_finished(phase.name, str(status))
-
-    def __call__(self, event: dict[str, Any]) -> bool:
-        kind = event.get("event", "")
-        data = event.get("event_data") or {}
-        role = data.get("role") or ""
-        now = _event_time(event)
-        if kind == "playbook_on_task_start":
-            if role:
-                self._enter_role(role)
-            task = str(data.get("task", ""))
-            if not task.startswith("Validating arguments against arg spec"):
-                self._progress.task_started(task)
-        if kind == "runner_on_ok" and str(data.get("task_action", "")).endswith("set_stats"):
-            # The role's report arrives here first; playbook_on_stats repeats it at the very end.
-            reported = ((data.get("res") or {}).get("ansible_stats") or {}).get("data") or {}
-            self.stats_data.update(reported)
-        # Time spent in shared roles (a phase's report) counts for the phase; failures stay with their own role,
-        # so a release's closing "fail" after a rolled-back phase does not mark that phase failed.
-        timed_role = self._current_role if phase_for_role(role) is None and self._current_role else role
-        if timed_role and kind.startswith(("runner_", "playbook_on_task_start")):
-            timing = self.role_timings.setdefault(timed_role, RoleTiming(now, now))
-            timing.last_event = now
-        failed = kind in ("runner_on_failed", "runner_item_on_failed", "runner_on_unreachable")
-        if failed and not data.get("ignore_errors"):
-            self.outcome_failures.setdefault(role, _failure_message(data))
-        if kind == "playbook_on_stats":
-            self.stats_data.update(data.get("artifact_data") or {})
-            self.finish_current_role()
-        # ansible-runner only keeps (and writes to disk) events for which the handler returns True.
-        return True
+def _stopped_by(rc: int, received: int | None) -> str | None:
+    if received is not None:
+        return signal.Signals(received).name
+    if SIGNAL_EXIT_BASE < rc < SIGNAL_EXIT_BASE + 64:
+        return f"ansible-playbook was killed by {signal.Signals(rc - SIGNAL_EXIT_BASE).name}"
+    return None
 
 
 def run_playbook(
@@ -153,6 +119,8 @@ def run_playbook(
     check_mode: bool,
     progress: ProgressPrinter,
     ident: str,
+    run_id: str,
+    vault: Vault,
     worker: streaming.WorkerTarget | None = None,
     request: dict[str, Any] | None = None,
 ) -> PlaybookOutcome:
@@ -165,21 +133,66 @@ def run_playbook(
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     collector = EventCollector(progress)
     if worker is not None:
+        with vault.playbook_arguments() as vault_arguments:
+            if vault_arguments:
+                raise streaming.WorkerUnreachableError(
+                    "a vault password cannot travel to a worker: give the node its own vault_password_file in its "
+                    "checkout's ansible.cfg (docs/awx.md) and run without --vault-* options"
+                )
         stream = streaming.transmit(
             playbook=str(playbook.relative_to(project_dir)),
             inventory=str(inventory.relative_to(project_dir)),
             request=request or {},
             extravars=extravars,
-            envvars=_envvars(project_dir),
-            cmdline=_cmdline(check_mode),
+            envvars={**_envvars(project_dir), "WFOPS_RUN_ID": run_id},
+            cmdline="--check --diff" if check_mode else None,
             ident=ident,
         )
-        run_id = str(extravars["run_id"])
         streaming.start(worker, run_id, ident, stream)
         return follow_playbook(worker, run_id, ident, private_data_dir, collector)
-    with environment_without_secrets():
-        runner = _run(private_data_dir, project_dir, playbook, inventory, extravars, check_mode, ident, collector)
-    return _outcome(collector, str(runner.status), runner.rc, private_data_dir / "artifacts" / ident)
+    with (
+        vault.playbook_arguments() as vault_arguments,
+        environment_without_secrets(),
+        forwarded_stop_signals() as forwarder,
+    ):
+        # With a `binary`, ansible-runner adds only -i and -e after these: the playbook is named here.
+        arguments = [
+            *("-m", "wfops.playbook_process"),
+            *vault_arguments,
+            *(["--check", "--diff"] if check_mode else []),
+            str(playbook),
+        ]
+        runner = ansible_runner.run(
+            private_data_dir=str(private_data_dir),
+            project_dir=str(project_dir),
+            binary=sys.executable,
+            cmdline=shlex.join(arguments),
+            playbook=str(playbook),
+            inventory=str(inventory),
+            extravars=extravars,
+            # Every process of the run carries its id (the release lock asks whether any is alive); the launcher
+            # stops the play when this wrapper is gone.
+            envvars={**_envvars(project_dir), "WFOPS_RUN_ID": run_id, "WFOPS_OWNER_PID": str(os.getpid())},
+            ident=ident,
+            event_handler=collector,
+            # Stopping is ours (signals are forwarded, never SIGKILL): ansible-runner must not install its own.
+            cancel_callback=lambda: False,
+            quiet=True,
+            # Keep the process environment (which may hold DATABASE_URL) out of env/ and the command artifact.
+            suppress_env_files=True,
+        )
+    rc = int(runner.rc if runner.rc is not None else 1)
+    stopped_by = _stopped_by(rc, forwarder.received)
+    collector.finish_current_role(stopped=stopped_by is not None)
+    return PlaybookOutcome(
+        runner_status=str(runner.status),
+        rc=rc,
+        stats_data=collector.stats_data,
+        failures=collector.outcome_failures,
+        role_timings=collector.role_timings,
+        artifact_dir=private_data_dir / "artifacts" / ident,
+        stopped_by=stopped_by,
+    )
 
 
 def follow_playbook(
@@ -187,18 +200,14 @@ def follow_playbook(
 ) -> PlaybookOutcome:
     """Follow a streamed playbook on its node from its first event (a first run, or wfops attach) to its end."""
     streamed = streaming.follow_and_process(worker, run_id, ident, private_data_dir, collector)
-    return _outcome(collector, streamed.status, streamed.rc, private_data_dir / "artifacts" / ident)
-
-
-def _outcome(collector: EventCollector, status: str, rc: int | None, artifact_dir: Path) -> PlaybookOutcome:
     collector.finish_current_role()
     return PlaybookOutcome(
-        runner_status=status,
-        rc=int(rc if rc is not None else 1),
+        runner_status=streamed.status,
+        rc=int(streamed.rc if streamed.rc is not None else 1),
         stats_data=collector.stats_data,
         failures=collector.outcome_failures,
         role_timings=collector.role_timings,
-        artifact_dir=artifact_dir,
+        artifact_dir=private_data_dir / "artifacts" / ident,
     )
 
 
@@ -209,33 +218,3 @@ def _envvars(project_dir: Path) -> dict[str, str]:
         "ANSIBLE_FORCE_COLOR": "0",
         "WFOPS_CONTROLLER_PID": str(os.getpid()),
     }
-
-
-def _cmdline(check_mode: bool) -> str | None:
-    return "--check --diff" if check_mode else None
-
-
-def _run(
-    private_data_dir: Path,
-    project_dir: Path,
-    playbook: Path,
-    inventory: Path,
-    extravars: dict[str, Any],
-    check_mode: bool,
-    ident: str,
-    collector: EventCollector,
-) -> Any:
-    return ansible_runner.run(
-        private_data_dir=str(private_data_dir),
-        project_dir=str(project_dir),
-        playbook=str(playbook),
-        inventory=str(inventory),
-        extravars=extravars,
-        envvars=_envvars(project_dir),
-        cmdline=_cmdline(check_mode),
-        ident=ident,
-        event_handler=collector,
-        quiet=True,
-        # Keep the process environment (which may hold DATABASE_URL) out of env/ and the command artifact.
-        suppress_env_files=True,
-    )

@@ -118,6 +118,55 @@ MATRIX: tuple[Fault, ...] = (
         "tests/faults/test_fault_matrix.py::test_a_release_killed_mid_phase_resumes[smoke]",
     ),
     Fault(
+        "wrapper-killed-in-migrate",
+        "wfops alone SIGKILLed while a migration waits on a lock",
+        "migrate",
+        "applied 5",
+        "no process of the run and no session within 5 s; bookkeeping still 23 rows, every checksum unchanged; "
+        "the next migrate applies all 5",
+        "tests/faults/test_owner_gone.py::test_wfops_killed_during_a_migration_leaves_nothing_running_and_nothing_applied",
+        exit_code=0,
+    ),
+    Fault(
+        "wrapper-killed-in-normalize",
+        "wfops alone SIGKILLed while a normalisation batch waits on a row lock",
+        "normalize",
+        "changed rsvp",
+        "no process of the run and no session within 5 s; every table's row count unchanged; the next normalize "
+        "finishes and the invariants hold",
+        "tests/faults/test_owner_gone.py::test_wfops_killed_during_normalisation_leaves_nothing_running_and_the_next_run_finishes",
+        exit_code=0,
+    ),
+    Fault(
+        "wrapper-killed-in-restore",
+        "wfops alone SIGKILLed while the rollback's restore waits on a lock",
+        "rollback",
+        "the release lock is stale",
+        "while it ran: lock status running, lock release --force refused; after: no process and no session within 5 s, "
+        "every checksum unchanged, the lock stale until forced, the next rollback restores",
+        "tests/faults/test_owner_gone.py::test_wfops_killed_during_a_restore_leaves_nothing_running_and_the_database_as_it_was",
+    ),
+    Fault(
+        "ansible-playbook-killed",
+        "ansible-playbook SIGKILLed during a release (wfops lives on)",
+        "migrate",
+        "ansible-playbook was killed by SIGKILL",
+        "migrate reported interrupted (never ok), its orphaned command ended, the ledger line interrupted, the lock "
+        "released",
+        "tests/test_interruptions.py::test_a_killed_ansible_playbook_is_reported_with_its_signal_and_releases_its_lock",
+        exit_code=130,
+    ),
+    Fault(
+        "interrupted-release",
+        "Ctrl-C or SIGTERM to wfops during a release",
+        "migrate",
+        "recording the run as interrupted and releasing its lock",
+        "the statement cancelled, no process left, the ledger line interrupted, the lock released; the next release "
+        "proceeds",
+        "tests/test_interruptions.py::test_ctrl_c_or_sigterm_stops_the_release_records_it_and_releases_the_lock",
+        exit_code=130,
+    ),
+    Fault(
         "two-releases",
         "two wfops release processes started together",
         "release lock",
@@ -211,8 +260,9 @@ MATRIX: tuple[Fault, ...] = (
         "--backup of a backup that does not exist",
         "rollback",
         "no backup 'backup-19990101-000000'",
-        "nothing changes",
+        "refused before any run starts; nothing changes",
         "tests/faults/test_fault_matrix.py::test_an_unknown_backup_id_changes_nothing",
+        exit_code=2,
     ),
     Fault(
         "wrong-confirmation",

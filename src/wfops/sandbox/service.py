@@ -312,6 +312,23 @@ def down(log: Any = print) -> None:
     log("sandbox: down")
 
 
+def require_up() -> None:
+    """SandboxError unless the sandbox's server and stand-ins run (cheap: process checks, no query)."""
+    base = sandbox_dir()
+    state = _load_state(base)
+    if state is None:
+        raise SandboxError(f"the sandbox is not up ({base}): start it with `wfops sandbox up`")
+    pid_file = base / "pg" / "data" / "postmaster.pid"
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+    except (OSError, ValueError, IndexError):
+        raise SandboxError(f"the sandbox's PostgreSQL is stopped ({base}): `wfops sandbox up` restarts it") from None
+    if services(base) is None:
+        raise SandboxError(
+            f"the sandbox's app and Dokploy stand-ins are stopped ({base}): `wfops sandbox up` restarts them"
+        )
+
+
 def status() -> SandboxStatus:
     """What the sandbox holds now."""
     base = sandbox_dir()
