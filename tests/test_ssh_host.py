@@ -46,6 +46,8 @@ class SshScene:
     box: SandboxHandle
     password_file: Path
     password: str
+    # wfops's own temporary directory (TMPDIR): what its runs leave there is theirs, not another test's.
+    tmp: Path
     # Every byte wfops printed, for the secrets scan at the end.
     outputs: list[str] = field(default_factory=list)
 
@@ -53,7 +55,12 @@ class SshScene:
     def env(self) -> dict[str, str]:
         # The app checkout is given (staging has no sandbox default for it); the sandbox dir only serves the
         # stand-ins' push command.
-        return {**self.box.env, "WFOPS_HOME": str(self.project), "WFOPS_APP_DIR": str(REPO / "sandbox-app")}
+        return {
+            **self.box.env,
+            "WFOPS_HOME": str(self.project),
+            "WFOPS_APP_DIR": str(REPO / "sandbox-app"),
+            "TMPDIR": str(self.tmp),
+        }
 
     def wfops(self, *args: str, extra_env: dict[str, str] | None = None) -> tuple[int, str]:
         completed = subprocess.run(
@@ -104,7 +111,9 @@ def ssh_host() -> Iterator[SshScene]:
         password_file.write_text(password + "\n")
         password_file.chmod(0o600)
         project = staging_project(root / "project", host, root / "sandbox", password_file)
-        yield SshScene(host, project, box, password_file, password)
+        tmp = root / "tmp"
+        tmp.mkdir(mode=0o700)
+        yield SshScene(host, project, box, password_file, password, tmp)
 
 
 def _owner_and_mode(path: Path) -> tuple[str, str]:
@@ -124,7 +133,6 @@ def _ledger(host: SshHost) -> list[dict]:
 
 def test_release_and_rollback_over_ssh_with_an_encrypted_vault_given_every_way(ssh_host: SshScene) -> None:
     scene, host, box = ssh_host, ssh_host.host, ssh_host.box
-    vault_runs_before = set(Path(tempfile.gettempdir()).glob("wfops-vault-*"))
     with CommandLineSampler() as sampler:
         _refused_without_the_right_password(scene)
         _a_dry_run_then_a_release_and_a_database_rollback_with_a_password_file(scene, host, box)
@@ -151,7 +159,7 @@ def test_release_and_rollback_over_ssh_with_an_encrypted_vault_given_every_way(s
     assert [e["kind"] for e in _ledger(host)][-8:] == ["release", "rollback"] * 4
     _the_vault_password_is_found_nowhere(scene, sampler.seen)
     # The typed password's pipe lives only while its run does (a killed wfops above used a password file).
-    assert set(Path(tempfile.gettempdir()).glob("wfops-vault-*")) <= vault_runs_before, "no pipe left behind"
+    assert not list(scene.tmp.glob("wfops-vault-*")), "no pipe left behind"
 
 
 def _refused_without_the_right_password(scene: SshScene) -> None:

@@ -90,6 +90,9 @@ class ActionModule(ActionBase):
         theirs = holder.get("run_id") != (args.get("holder") or {}).get("run_id")
         if result.get("failed") and state == "acquired" and theirs and result.get("description"):
             result["msg"] = self._refusal(result["description"], alive, why)
+        if state == "status" and result.get("description"):
+            # What taking it would answer: a run that plans before it takes the lock refuses with these words.
+            result["refusal"] = self._refusal(result["description"], alive, why)
         return result
 
     def _lock_module(self, args: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:

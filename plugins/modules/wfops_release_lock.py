@@ -81,6 +81,11 @@ description:
   description: The holder in one phrase (who, what, which run, since when); empty when the lock is free.
   type: str
   returned: for state=status, and when state=acquired is refused because the lock is held
+refusal:
+  description: For state=status on a held lock, what taking it would answer (held and working, or stale), added by
+    the action plugin, which judges whether the holder's run is alive.
+  type: str
+  returned: for state=status when the lock is held
 """
 
 import datetime as dt

@@ -5,6 +5,7 @@ from __future__ import annotations
 from wfops.plugin_code import load
 
 load("wfops_pg")
+load("wfops_owner")  # the module ends with its run (stop_with_owner imports it when it starts)
 _sql = load("wfops_drizzle_sql")
 _drift = load("wfops_drizzle_drift")
 _apply = load("wfops_drizzle_apply")

@@ -226,7 +226,7 @@ MATRIX: tuple[Fault, ...] = (
         "malformed-database-url",
         "DATABASE_URL is not a postgresql:// URL",
         "backup",
-        "DATABASE_URL must start with postgresql://",
+        "use postgresql://user:password@host:5432/dbname",
         "refused before anything is written",
         "tests/faults/test_fault_matrix.py::test_bad_database_urls_are_refused_before_anything_runs[malformed]",
     ),
