@@ -66,6 +66,8 @@ class ActionModule(ActionBase):
         processes = _processes()
         args = dict(self._task.args)
         state = args.get("state", "status")
+        if state == "progress":  # the holding run noting a finished phase: nothing to judge
+            return self._lock_module(args, task_vars)
         if state == "acquired":
             args["holder"] = {**(args.get("holder") or {}), **self._controller(processes)}
         if state == "released" and args.get("force"):
@@ -90,6 +92,9 @@ class ActionModule(ActionBase):
         theirs = holder.get("run_id") != (args.get("holder") or {}).get("run_id")
         if result.get("failed") and state == "acquired" and theirs and result.get("description"):
             result["msg"] = self._refusal(result["description"], alive, why)
+        if state == "status" and result.get("description"):
+            # What a run this lock keeps out is told (busy.yml refuses a rollback with it before it plans).
+            result["refusal"] = self._refusal(result["description"], alive, why)
         return result
 
     def _lock_module(self, args: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:
