@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +116,13 @@ class Scene:
         return values
 
 
+def _commit(box: SandboxHandle) -> str:
+    """The commit the app serves (its health endpoint)."""
+    url = json.loads((box.directory / "services.json").read_text())["app_url"] + "/api/health"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return json.loads(answer.read())["commit"]
+
+
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     base = tmp_path_factory.mktemp("governance")
@@ -169,7 +177,7 @@ def test_production_takes_only_what_staging_released_or_an_override_with_its_rea
     assert released["who"] in lines["gov-1"]
 
 
-def test_a_freeze_stops_releases_but_not_backups_or_rollbacks(scene: Scene) -> None:
+def test_a_freeze_stops_releases_and_deploys_but_not_backups_or_rollbacks(scene: Scene) -> None:
     if not scene.ledger("staging"):  # the rollback below returns to the release before the last
         code, summary, output = scene.release("staging", "gov-0")
         assert code == 0, _error(summary, output)
@@ -180,6 +188,14 @@ def test_a_freeze_stops_releases_but_not_backups_or_rollbacks(scene: Scene) -> N
     error = _error(summary, output)
     assert "releases are frozen by" in error and "Saturday wedding peak" in error, error
     assert "wfops unfreeze --env" in error
+    # A deploy on its own puts new code out too: refused the same way, nothing deployed, nothing in the ledger.
+    serving, lines = _commit(scene.box), len(scene.ledger("staging"))
+    code, summary, output = scene.wfops("run", "deploy", "--env", "staging", "--ref", "gov-2d", "--json")
+    assert code == 1
+    error = _error(summary, output)
+    assert "releases are frozen by" in error and "Saturday wedding peak" in error, error
+    assert _commit(scene.box) == serving != "gov-2d"
+    assert len(scene.ledger("staging")) == lines
 
     code, _, output = scene.wfops("lock", "status", "--env", "staging")
     assert code == 0 and "Saturday wedding peak" in output, output

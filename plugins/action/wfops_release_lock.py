@@ -66,6 +66,8 @@ class ActionModule(ActionBase):
         processes = _processes()
         args = dict(self._task.args)
         state = args.get("state", "status")
+        if state == "progress":  # the holding run noting a finished phase: nothing to judge
+            return self._lock_module(args, task_vars)
         if state == "acquired":
             args["holder"] = {**(args.get("holder") or {}), **self._controller(processes)}
         if state == "released" and args.get("force"):
@@ -91,7 +93,7 @@ class ActionModule(ActionBase):
         if result.get("failed") and state == "acquired" and theirs and result.get("description"):
             result["msg"] = self._refusal(result["description"], alive, why)
         if state == "status" and result.get("description"):
-            # What taking it would answer: a run that plans before it takes the lock refuses with these words.
+            # What a run this lock keeps out is told (busy.yml refuses a rollback with it before it plans).
             result["refusal"] = self._refusal(result["description"], alive, why)
         return result
 

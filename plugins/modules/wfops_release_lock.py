@@ -15,21 +15,22 @@ description:
     C(state=released force=true) while one is alive. Without processes to judge by (a holder from another
     controller), one older than I(stale_after) seconds is reported as possibly stale.
   - A change freeze is the same mechanism's second record, C(freeze.json) beside the lock directory
-    (C(state=frozen) / C(state=thawed)); while it is in force, taking the lock for a release (holder kind
-    C(release)) is refused with the freeze's reason and who froze. Rollbacks take the lock as usual.
+    (C(state=frozen) / C(state=thawed)); while it is in force, taking the lock for a release or a deploy (holder
+    kind C(release) or C(deploy)) is refused with the freeze's reason and who froze. Rollbacks take the lock as
+    usual, and backups take none.
 options:
   path: {description: The lock directory on the host., type: path, required: true}
   state:
     description: What to do.
     type: str
-    choices: [acquired, released, status, frozen, thawed]
+    choices: [acquired, released, status, frozen, thawed, progress]
     default: status
   freeze:
     description: "For state=frozen: who, reason, until (an ISO time, or empty for until unfrozen), env."
     type: dict
     default: {}
   holder:
-    description: "Who takes it: kind (release, rollback, freeze), run_id, ref, env, who, reason."
+    description: "Who takes it: kind (release, deploy, rollback), run_id, ref, env, who, reason."
     type: dict
     default: {}
   force:
@@ -54,6 +55,29 @@ options:
   ledger_entry:
     description: For state=released, the run's ledger line; appended whole (created 0640), never in check mode.
     type: dict
+  progress:
+    description:
+      - For state=progress, by the run that holds the lock (I(holder.run_id)) - the phases it finished
+        (C(phases), name to status) and its backup (C(backup_id)), merged into holder.json; nothing when another
+        run, or none, holds it. A run killed outright is recorded from them when its lock is released by force.
+    type: dict
+    default: {}
+  record_interrupted:
+    description:
+      - For state=released force=true, with I(ledger_path) - append a ledger line with status C(interrupted) for
+        the holder's run (its kind, ref, run id, the phases its lock recorded, its backup, where it stopped) unless
+        the ledger already has a line of that run; so a release killed outright can be resumed with --from.
+    type: bool
+    default: false
+  order:
+    description: The release's phases in order (where an interrupted release stopped is the first one not ok).
+    type: list
+    elements: str
+    default: []
+  who:
+    description: For I(record_interrupted), who released the lock (named in the line's interrupted_by).
+    type: str
+    default: ""
 author: wfops
 """
 
@@ -82,10 +106,15 @@ description:
   type: str
   returned: for state=status, and when state=acquired is refused because the lock is held
 refusal:
-  description: For state=status on a held lock, what taking it would answer (held and working, or stale), added by
-    the action plugin, which judges whether the holder's run is alive.
+  description:
+    - For state=status when held (its action plugin adds it), the sentence a run kept out by this lock is refused
+      with - who holds it, and whether that run still works or is stale.
   type: str
-  returned: for state=status when the lock is held
+  returned: when state is status and the lock is held
+recorded:
+  description: For record_interrupted, the ledger line appended for the holder's run (empty when none was needed).
+  type: dict
+  returned: when state is released
 """
 
 import datetime as dt
@@ -96,8 +125,11 @@ import time
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.wfops_ledger import append_entry
+from ansible.module_utils.wfops_ledger import append_entry, read_entries
 from ansible.module_utils.wfops_processes import run_processes
+
+# The holders a change freeze refuses: what puts new code or schema out. Rollbacks (and backups, lockless) still run.
+FROZEN_KINDS = ("release", "deploy")
 
 
 def _read(path: Path, stale_after: int) -> dict | None:
@@ -218,13 +250,76 @@ def _wait_until_gone(run_id: str, seconds: float) -> list:
         time.sleep(0.2)
 
 
+def _write_holder(path: Path, record: dict) -> None:
+    temporary = path / ".holder.json.tmp"
+    temporary.write_text(json.dumps(record))
+    temporary.replace(path / "holder.json")
+
+
+def _progress(module: AnsibleModule, path: Path, current: dict | None) -> None:
+    """Note the phases the holding run finished (and its backup) in holder.json; any other run's call is a no-op."""
+    run_id = (module.params["holder"] or {}).get("run_id")
+    if current is None or not run_id or current.get("run_id") != run_id:
+        module.exit_json(changed=False, held=current is not None, holder={})
+    progress = module.params["progress"] or {}
+    record = {key: value for key, value in current.items() if key not in ("age_s", "stale", "processes")}
+    finished = {str(name): str(status) for name, status in (progress.get("phases") or {}).items()}
+    record["phases"] = {**(record.get("phases") or {}), **finished}
+    if progress.get("backup_id"):
+        record["backup_id"] = str(progress["backup_id"])
+    if not module.check_mode:
+        _write_holder(path, record)
+    module.exit_json(changed=True, held=True, holder={})
+
+
+def stopped_in(holder: dict, order: list) -> str | None:
+    """Where an interrupted run stopped: for a release, the first of its phases (from where it started) not ok."""
+    phases = holder.get("phases") or {}
+    if holder.get("kind") == "release" and order:
+        start = holder.get("from") if holder.get("from") in order else order[0]
+        return next((name for name in order[order.index(start) :] if phases.get(name) != "ok"), None)
+    return next((name for name, status in phases.items() if status != "ok"), None)
+
+
+def interrupted_entry(holder: dict, order: list, who: str) -> dict:
+    """The ledger line of a run whose lock is released by force: what its lock recorded, status interrupted."""
+    return {
+        "kind": holder.get("kind") or "release",
+        "run_id": str(holder.get("run_id") or ""),
+        "env": holder.get("env") or "",
+        "ref": holder.get("ref") if holder.get("kind") in ("release", "deploy", None) else None,
+        "who": holder.get("who") or "",
+        "started_at": holder.get("since") or "",
+        "finished_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "status": "interrupted",
+        "interrupted_by": f"its lock released by force by {who or 'someone'} (no process of its run was alive)",
+        "failed_phase": stopped_in(holder, order),
+        "phases": dict(holder.get("phases") or {}),
+        "backup_id": holder.get("backup_id") or None,
+        "resumed_from": holder.get("resumed_from") or None,
+    }
+
+
+def _record_interrupted(module: AnsibleModule, current: dict | None) -> dict:
+    """The holder's run, when the ledger has no line of it yet (it was killed outright), appended as interrupted."""
+    p = module.params
+    if not (p["record_interrupted"] and p["force"] and p["ledger_path"]) or not current or not current.get("run_id"):
+        return {}
+    if any(entry.run_id == current["run_id"] for entry in read_entries(p["ledger_path"])):
+        return {}
+    entry = interrupted_entry(current, p["order"], p["who"])
+    if not module.check_mode:
+        append_entry(p["ledger_path"], entry)
+    return entry
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
             "state": {
                 "type": "str",
-                "choices": ["acquired", "released", "status", "frozen", "thawed"],
+                "choices": ["acquired", "released", "status", "frozen", "thawed", "progress"],
                 "default": "status",
             },
             "freeze": {"type": "dict", "default": {}},
@@ -235,8 +330,11 @@ def main() -> None:
             "if_held_by_run": {"type": "bool", "default": False},
             "ledger_path": {"type": "path"},
             "ledger_entry": {"type": "dict"},
+            "progress": {"type": "dict", "default": {}},
+            "record_interrupted": {"type": "bool", "default": False},
+            "order": {"type": "list", "elements": "str", "default": []},
+            "who": {"type": "str", "default": ""},
         },
-        required_together=[("ledger_path", "ledger_entry")],
         supports_check_mode=True,
     )
     p = module.params
@@ -246,6 +344,8 @@ def main() -> None:
     if p["state"] == "thawed":
         _thaw(module, path)
     current = _read(path, p["stale_after"])
+    if p["state"] == "progress":
+        _progress(module, path, current)
     freeze = read_freeze(path)
     run_id = (p["holder"] or {}).get("run_id")
     if p["state"] == "status":
@@ -257,7 +357,8 @@ def main() -> None:
             description=describe(current) if current else "",
         )
     if p["state"] == "acquired":
-        if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") == "release":
+        # A freeze stops whatever puts new code or schema out: a release, and a deploy on its own.
+        if freeze and not freeze.get("expired") and (p["holder"] or {}).get("kind", "release") in FROZEN_KINDS:
             module.fail_json(
                 msg=f"{describe_freeze(freeze)}; rollbacks and backups still run; wfops unfreeze --env ENV ends it",
                 held=current is not None,
@@ -283,9 +384,7 @@ def main() -> None:
             current = _read(path, p["stale_after"]) or {}
             module.fail_json(msg=f"the release lock was just taken by {describe(current)}", held=True, holder=current)
         record = {**p["holder"], "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "pid": os.getpid()}
-        temporary = path / ".holder.json.tmp"
-        temporary.write_text(json.dumps(record))
-        temporary.replace(path / "holder.json")
+        _write_holder(path, record)
         module.exit_json(changed=True, held=True, holder=record, freeze=freeze)
     if p["if_held_by_run"] and (current is None or current.get("run_id") != run_id):
         module.exit_json(changed=False, held=current is not None, holder=current or {}, freeze=freeze)
@@ -300,10 +399,10 @@ def main() -> None:
                 holder=current,
             )
     # released: the run's ledger line first, so a run that held the lock is always on record
-    if p["ledger_path"] and not module.check_mode:
+    if p["ledger_path"] and p["ledger_entry"] and not module.check_mode:
         append_entry(p["ledger_path"], p["ledger_entry"])
     if current is None:
-        module.exit_json(changed=False, held=False, holder={}, freeze=freeze)
+        module.exit_json(changed=False, held=False, holder={}, freeze=freeze, recorded={})
     if not p["force"] and current.get("run_id") != run_id:
         module.fail_json(
             msg=f"the release lock belongs to {describe(current)}, not to this run; "
@@ -311,9 +410,11 @@ def main() -> None:
             held=True,
             holder=current,
         )
+    # A lock released by force: its run, killed outright, wrote no ledger line; the line its lock allows goes first.
+    recorded = _record_interrupted(module, current)
     if not module.check_mode:
         shutil.rmtree(path)
-    module.exit_json(changed=True, held=False, holder=current, freeze=freeze)
+    module.exit_json(changed=True, held=False, holder=current, freeze=freeze, recorded=recorded)
 
 
 if __name__ == "__main__":

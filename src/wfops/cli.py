@@ -237,6 +237,15 @@ def _describe_lock(action: str, lock: dict[str, Any]) -> str:
     holder = lock.get("holder") or {}
     if action == "lock-release":
         text = f"released the lock of {holder.get('who', '?')} (run {holder.get('run_id', '?')})" if holder else ""
+        recorded = lock.get("recorded") or {}
+        if recorded:
+            done = [name for name, status in (recorded.get("phases") or {}).items() if status == "ok"]
+            what = f"{recorded.get('kind')} of {recorded.get('ref') or '-'}"
+            stopped = f", stopped in {recorded['failed_phase']}" if recorded.get("failed_phase") else ""
+            text += (
+                f"\nrecorded run {recorded.get('run_id')} ({what}) in the ledger as interrupted: "
+                f"phases ok {', '.join(done) or 'none'}{stopped}"
+            )
         return text or "no lock was held"
     if not lock.get("held"):
         text = "not held"
@@ -470,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--json", action="store_true")
     lock.set_defaults(handler=_admin)
 
-    freeze = commands.add_parser("freeze", help="refuse releases (not rollbacks or backups) until unfrozen")
+    freeze = commands.add_parser("freeze", help="refuse releases and deploys (not rollbacks or backups) until unfrozen")
     env_options(freeze)
     freeze.add_argument("--reason", required=True, help="why; shown to everyone whose release is refused")
     freeze.add_argument("--until", default="", metavar="TIME", help="ISO time it ends by itself (UTC if no zone)")

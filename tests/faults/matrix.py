@@ -147,6 +147,18 @@ MATRIX: tuple[Fault, ...] = (
         "tests/faults/test_owner_gone.py::test_wfops_killed_during_a_restore_leaves_nothing_running_and_the_database_as_it_was",
     ),
     Fault(
+        "wrapper-killed-in-release",
+        "wfops alone SIGKILLed during a release's migrate (the run writes no ledger line of its own)",
+        "migrate",
+        "in the ledger as interrupted",
+        "no process within 5 s, nothing applied; lock release --force records the run from what its lock noted "
+        "(phases ok preflight and backup, its backup, stopped in migrate); --from migrate under the production "
+        "resume rule is accepted, carries that backup and applies all 5",
+        "tests/faults/test_owner_gone.py::"
+        "test_a_release_killed_in_migrate_is_recorded_by_the_force_release_and_resumes_from_migrate",
+        exit_code=0,
+    ),
+    Fault(
         "ansible-playbook-killed",
         "ansible-playbook SIGKILLed during a release (wfops lives on)",
         "migrate",

@@ -138,3 +138,57 @@ def test_wfops_killed_during_a_restore_leaves_nothing_running_and_the_database_a
     code, rolled_back = Background(box, "rollback", "--env", "local", *restore, "-e", "rollback_code=false").result()
     assert code == 0, json.dumps(rolled_back)[-2000:]
     assert table_checksums(box) != before
+
+
+# One real check (vitest) keeps preflight short: the resumed release needs a preflight on record.
+QUICK_PREFLIGHT = ("-e", 'preflight_commands=[{"name": "tests", "argv": ["npx", "--no-install", "vitest", "run"]}]')
+
+
+def _ledger(box: SandboxHandle) -> list[dict]:
+    path = box.directory / "host" / "var" / "lib" / "weddingflo" / "ledger.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_release_killed_in_migrate_is_recorded_by_the_force_release_and_resumes_from_migrate(
+    box: SandboxHandle,
+) -> None:
+    blocker = _holding(box, "SELECT count(*) FROM clients")  # 0024's ALTER TABLE clients waits on it
+    killed = Background(
+        box, "release", "--env", "local", "--ref", "killed-r", *QUICK_PREFLIGHT, "-e", "migrate_lock_timeout=60s"
+    )
+    _wait_until_waiting(box, "wfops-migrate")
+    run_id, gone_after = kill_the_wrapper(killed, box)
+    blocker.close()
+    assert gone_after < WITHIN_S
+    assert _bookkeeping_rows(box) == 23, "nothing half-applied"
+    assert not any(entry["run_id"] == run_id for entry in _ledger(box)), "a SIGKILLed run writes no line itself"
+    backups = sorted((box.directory / "host" / "var" / "backups" / "weddingflo").glob("backup-*.dump"))
+    assert len(backups) == 1, "the killed release took its backup"
+
+    # Released by force (no process of the run is alive): the run goes into the ledger from what its lock noted.
+    forced = _wfops(box, "lock", "release", "--env", "local", "--force")
+    assert forced.returncode == fault("wrapper-killed-in-release").exit_code, forced.stderr
+    assert _matches("wrapper-killed-in-release", forced.stdout)
+    assert (
+        f"recorded run {run_id} (release of killed-r) in the ledger as interrupted: phases ok preflight, backup, "
+        "stopped in migrate" in forced.stdout
+    ), forced.stdout
+    entry = _ledger(box)[-1]
+    assert (entry["kind"], entry["run_id"], entry["ref"]) == ("release", run_id, "killed-r")
+    assert entry["status"] == "interrupted"
+    assert entry["phases"] == {"preflight": "ok", "backup": "ok"} and entry["failed_phase"] == "migrate"
+    assert entry["backup_id"] == backups[0].stem
+    assert "released by force" in entry["interrupted_by"]
+    history = _wfops(box, "history", "--env", "local").stdout
+    assert "interrupted in migrate" in history, history
+
+    # The production rule (a resumed release carries on a recorded one) accepts it: migrate on, with its backup.
+    code, resumed = Background(
+        box, "release", "--env", "local", "--ref", "killed-r", "--from", "migrate", "-e", "release_check_resume=true"
+    ).result()
+    assert code == 0, json.dumps(resumed)[-3000:]
+    assert _phase(resumed, "backup")["result"]["reason"] == "not re-run: the release resumed after it"
+    assert _phase(resumed, "migrate")["status"] == "ok" and _bookkeeping_rows(box) == 28
+    last = _ledger(box)[-1]
+    assert (last["status"], last["resumed_from"], last["backup_id"]) == ("successful", run_id, backups[0].stem)
+    assert len(list(backups[0].parent.glob("backup-*.dump"))) == 1, "no second backup"
