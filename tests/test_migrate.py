@@ -252,7 +252,7 @@ def test_a_run_that_cannot_get_the_migration_lock_names_its_holder(box: SandboxH
         assert time.monotonic() - started < 30
         assert result.returncode != 0
         message = _module_result(result)["msg"]
-        assert f"pid {pid} (release-by-alice" in message and "waited 1s" in message
+        assert f"release-by-alice (pid {pid}," in message and "waited 1s" in message
         assert len(bookkeeping_rows(box.ops_url)) == 23
     finally:
         holder.close()

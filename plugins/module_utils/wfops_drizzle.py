@@ -48,7 +48,7 @@ from ansible.module_utils.wfops_drizzle_drift import (
     verify,
 )
 from ansible.module_utils.wfops_drizzle_sql import may_matter, split_statements
-from ansible.module_utils.wfops_pg import quote_ident
+from ansible.module_utils.wfops_pg import advisory_lock_holder, quote_ident
 
 __all__ = ["LOCK_NOT_AVAILABLE", "PER_MIGRATION", "Finding", "MigrationError", "verify"]
 
@@ -334,18 +334,8 @@ class Outcome:
 
 
 def lock_holder(cursor: Any) -> str:
-    cursor.execute(
-        "SELECT a.pid, coalesce(a.application_name, ''), a.backend_start, coalesce(a.client_addr::text, 'local')"
-        " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
-        " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s",
-        (ADVISORY_LOCK_KEY,),
-    )
-    row = cursor.fetchone()
-    if row is None:
-        return "a session that has since ended"
-    pid, name, since, client = row
-    return f"pid {pid} ({name or 'no application_name'}, from {client}), connected since {since.isoformat()}"
+    """Who holds drizzle's migration lock."""
+    return advisory_lock_holder(cursor, ADVISORY_LOCK_KEY)
 
 
 def acquire_lock(connection: Any, wait_s: float) -> float:

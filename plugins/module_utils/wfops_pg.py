@@ -293,20 +293,26 @@ WRITER_LOCK_KEY = int.from_bytes(hashlib.sha256(b"wfops:database-writer").digest
 WRITER_LOCK_APPLICATION = "wfops-writer"
 
 
-def writer_lock_holder(cursor: Any) -> str:
-    """Who holds the writer lock: the session's application name, pid and since when (never a password)."""
+def advisory_lock_holder(cursor: Any, key: int) -> str:
+    """Who holds the advisory lock `key` (pg_advisory_lock(bigint)): the session's application name, pid, address
+    and since when (never a password)."""
     cursor.execute(
         "SELECT a.application_name, a.pid, a.backend_start, a.client_addr"
         " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-        " WHERE l.locktype = 'advisory' AND l.granted"
-        " AND ((l.classid::bigint << 32) | l.objid::bigint) = (%s::bigint & x'ffffffffffffffff'::bigint)",
-        (WRITER_LOCK_KEY,),
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+        " AND ((l.classid::bigint << 32) | l.objid::bigint) = %s::bigint",
+        (key,),
     )
     row = cursor.fetchone()
     if row is None:
         return "a session that has just ended"
     name, pid, since, address = row
     return f"{name or 'an unnamed session'} (pid {pid}, from {address or 'a local socket'}, since {since:%H:%M:%S})"
+
+
+def writer_lock_holder(cursor: Any) -> str:
+    """Who holds the writer lock."""
+    return advisory_lock_holder(cursor, WRITER_LOCK_KEY)
 
 
 @contextlib.contextmanager
