@@ -16,10 +16,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import psycopg2
-
 from bench import baseline, curve, report, scenarios
-from bench.sandbox import MIGRATED, PRISTINE, REPO, Sandbox, log
+from bench.sandbox import MIGRATED, PRISTINE, REPO, Sandbox, applied_migrations, log
 from bench.ssh_host import ssh_release
 
 
@@ -71,22 +69,12 @@ def sandbox_dir(args: argparse.Namespace, guests: int) -> Path:
     return args.sandbox_dir if len(args.sizes) == 1 else Path(f"{args.sandbox_dir}-{guests}")
 
 
-def _migration_count(sandbox: Sandbox) -> int:
-    connection = psycopg2.connect(sandbox.ops_url)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM drizzle.__drizzle_migrations")
-            return int(cursor.fetchone()[0])
-    finally:
-        connection.close()
-
-
 def prepare(sandbox: Sandbox, guests: int, work: Path, *, migrated: bool) -> str:
     """Sandbox up, the pristine template (at 0022), and optionally the migrated one (at 0027, not normalised)."""
     sandbox.up(guests)
     owner = sandbox.owner()
     if not sandbox.has_database(PRISTINE):
-        if _migration_count(sandbox) != 23:
+        if applied_migrations(sandbox.ops_url) != 23:
             raise SystemExit(f"{sandbox.directory}: weddingflo is no longer at 0022; `wfops sandbox down` it first")
         log(f"template {PRISTINE} from weddingflo")
         sandbox.snapshot(PRISTINE)

@@ -35,7 +35,7 @@ from pathlib import Path
 import psycopg2
 
 from bench.report import spread
-from bench.sandbox import REPO, log
+from bench.sandbox import REPO, applied_migrations, log
 from wfops.pgcluster import PostgresCluster, free_port
 
 sys.path.insert(0, str(REPO / "tests"))  # the tests' drizzle-kit driver: one helper, not a copy
@@ -166,13 +166,7 @@ class Bench:
         connection.close()
 
     def applied(self, name: str) -> int:
-        connection = psycopg2.connect(self.cluster.admin_dsn(name))
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT count(*) FROM drizzle.__drizzle_migrations")
-                return int(cursor.fetchone()[0])
-        finally:
-            connection.close()
+        return applied_migrations(self.cluster.admin_dsn(name))
 
     def pg_env(self, name: str) -> dict[str, str]:
         return {

@@ -183,3 +183,14 @@ class Sandbox:
             return ids
         finally:
             connection.close()
+
+
+def applied_migrations(dsn: str) -> int:
+    """How many migrations drizzle's bookkeeping table records in the database at `dsn`."""
+    connection = psycopg2.connect(dsn)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM drizzle.__drizzle_migrations")
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
