@@ -133,12 +133,12 @@ def run_playbook(
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     collector = EventCollector(progress)
     if worker is not None:
-        with vault.playbook_arguments() as vault_arguments:
-            if vault_arguments:
-                raise streaming.WorkerUnreachableError(
-                    "a vault password cannot travel to a worker: give the node its own vault_password_file in its "
-                    "checkout's ansible.cfg (docs/awx.md) and run without --vault-* options"
-                )
+        # The same test as playbook_arguments' (a source given as an option), without asking or opening a pipe.
+        if any(not source.from_environment for source in vault.sources):
+            raise streaming.WorkerUnreachableError(
+                "a vault password cannot travel to a worker: give the node its own vault_password_file in its "
+                "checkout's ansible.cfg (docs/awx.md) and run without --vault-* options"
+            )
         stream = streaming.transmit(
             playbook=str(playbook.relative_to(project_dir)),
             inventory=str(inventory.relative_to(project_dir)),
